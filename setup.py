@@ -1,0 +1,42 @@
+"""dvq_jax: Depthwise Vector Quantization (DVQ) in JAX/Flax."""
+
+import setuptools
+
+_CORE = [
+    "jax>=0.7",
+    "flax>=0.11",
+    "optax>=0.2.4",
+    "orbax-checkpoint>=0.11",
+    "tensorflow-datasets>=4.9.7",
+    "grain>=0.2.10",
+    "numpy>=1.26",
+    "chex>=0.1.88",
+    "absl-py>=2.1",
+    "ml_collections>=1.0",
+    "etils[epath]>=1.7",
+    "matplotlib>=3.8",
+    "tensorboard>=2.17",
+    "scikit-image>=0.22",  # ships the photographs of the offline demo data set
+    "pillow>=10",
+]
+
+_EXTRAS = {
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
+    "notebooks": ["jupyter>=1.0", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
+    # Benchmarks only: torch must be exactly this CPU build; see benchmarks/README.md.
+    "bench": ["torch==2.13.0", "vector-quantize-pytorch>=1.20", "psutil>=5.9"],
+    "tpu": ["jax[tpu]"],
+    "gpu": ["jax[cuda12]"],
+}
+
+setuptools.setup(
+    name="dvq_jax",
+    version="0.1.0",
+    description="Depthwise Vector Quantization (DVQ) in JAX/Flax: quantizers, studies and a sharded VQ-VAE trainer.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["dvq_jax", "dvq_jax.*"]),
+    install_requires=_CORE,
+    extras_require=_EXTRAS,
+)
