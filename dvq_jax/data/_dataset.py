@@ -25,7 +25,7 @@ class ImageSource(Protocol):
     ...
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class ImageData:
   """A data set as two random-access sources of uint8 `(height, width, channels)` images.
 
