@@ -26,6 +26,10 @@ Flags (environment fallback in brackets):
                         v2/v3/v4 tpu-ubuntu2204-base, v5litepod v2-alpha-tpuv5-lite,
                         v5p v2-alpha-tpuv5, v6e v2-alpha-tpuv6e
   --name=NAME           TPU VM name                              [DVQ_TPU_NAME]  (dvq-RUN)
+  --tfds-dir=gs://B/P   a prepared TFDS data_dir (array_record) that every worker copies to
+                        ~/tensorflow_datasets before training; passed as --config.data_dir
+                        (the trainer never downloads, and array_record cannot read gs://)
+                                                                 [DVQ_TFDS_DIR]  (none)
   --python-version=X.Y  Python of the workers' venv              [DVQ_PYTHON_VERSION] (3.12)
   --git-url=URL         clone URL on the workers instead of shipping local HEAD
   --git-ref=REF         branch, tag or commit to check out after --git-url
@@ -100,6 +104,7 @@ accelerator=${DVQ_ACCELERATOR:-v4-8}
 runtime=${DVQ_TPU_VERSION:-}
 tpu_name=${DVQ_TPU_NAME:-}
 python_version=${DVQ_PYTHON_VERSION:-3.12}
+tfds_dir=${DVQ_TFDS_DIR:-}
 config=""
 git_url=""
 git_ref=""
@@ -141,6 +146,7 @@ while (($# > 0)); do
     --version) runtime=${value} ;;
     --name) tpu_name=${value} ;;
     --python-version) python_version=${value} ;;
+    --tfds-dir) tfds_dir=${value} ;;
     --git-url) git_url=${value} ;;
     --git-ref) git_ref=${value} ;;
     *) die "unknown flag ${flag}; see --help" ;;
@@ -189,6 +195,9 @@ fi
 [[ "${python_version}" =~ ^3\.[0-9]+$ ]] \
   || die "--python-version=${python_version} must look like 3.12"
 [[ -z "${git_ref}" || -n "${git_url}" ]] || die "--git-ref needs --git-url"
+tfds_dir=${tfds_dir%/}
+[[ -z "${tfds_dir}" || "${tfds_dir}" =~ ^gs://[a-z0-9][a-z0-9._-]{1,61}[a-z0-9](/[^[:space:]]*)?$ ]] \
+  || die "--tfds-dir=${tfds_dir} must be gs://BUCKET/PATH of a prepared TFDS data_dir"
 for override in ${overrides[@]+"${overrides[@]}"}; do
   [[ "${override}" == --config.?*=* ]] \
     || die "'${override}' after -- is not a --config.FIELD=VALUE override"
@@ -256,13 +265,21 @@ if [[ "${install}" == true ]]; then
   setup+=" && cd ~/dvq_jax"
   setup+=" && ~/.local/bin/uv pip install --python ~/dvq_venv/bin/python3 -e \".[tpu]\""
 fi
+data_arg=""
+if [[ -n "${tfds_dir}" ]]; then
+  setup+=" && mkdir -p ~/tensorflow_datasets"
+  setup+=" && gcloud storage rsync --recursive $(remote_words "${tfds_dir}") ~/tensorflow_datasets"
+  data_arg=" --config.data_dir=\"\${HOME}\"/tensorflow_datasets"  # the workers' shell expands it
+fi
 # Every worker runs the same command. config.distributed makes the trainer call
 # jax.distributed.initialize(), which finds the workers in the TPU VM metadata: N processes on a
 # pod slice, one on a single-host VM, so it is passed on every TPU type.
-main_args=(--config="${config}" --workdir="${workdir}" --config.distributed=True
-  ${overrides[@]+"${overrides[@]}"})
 train="cd ~/dvq_jax && PYTHONUNBUFFERED=1 ~/dvq_venv/bin/python3 -m dvq_jax.main"
-train+=" $(remote_words "${main_args[@]}")"
+train+=" $(remote_words --config="${config}" --workdir="${workdir}" --config.distributed=True)"
+train+="${data_arg}"
+if ((${#overrides[@]} > 0)); then
+  train+=" $(remote_words "${overrides[@]}")"
+fi
 
 # ---------------------------------------------------------------- run
 if [[ "${reuse}" == false ]]; then

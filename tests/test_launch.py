@@ -102,6 +102,17 @@ def test_tpu_pod_slice_runs_distributed_on_every_worker(accelerator, runtime):
   assert "--config.distributed=True" in _bash_words(_flag(train, "--command"), " -m dvq_jax.main ")
 
 
+def test_tpu_tfds_dir_is_copied_to_every_worker_and_passed_before_overrides():
+  commands = _dry_run(TPU, *TPU_ARGS, "--tfds-dir=gs://my-bucket/tfds/", "--",
+                      "--config.batch_size=256")
+  setup, train = commands[-3], commands[-2]
+  assert _flag(setup, "--command").endswith(
+      " && mkdir -p ~/tensorflow_datasets"
+      " && gcloud storage rsync --recursive gs://my-bucket/tfds ~/tensorflow_datasets")
+  assert _bash_words(_flag(train, "--command"), " -m dvq_jax.main ")[3:] == [
+      "--config.data_dir=/home/remote/tensorflow_datasets", "--config.batch_size=256"]
+
+
 def test_tpu_env_fallbacks_reuse_keep_and_git_url():
   env = _env(DVQ_PROJECT="env-project", DVQ_ZONE="europe-west4-a", DVQ_BUCKET="gs://env-bucket/",
              DVQ_RUN="Run_2.b", DVQ_ACCELERATOR="v5p-8", DVQ_TPU_VERSION="v2-custom")
@@ -131,6 +142,7 @@ def test_tpu_env_fallbacks_reuse_keep_and_git_url():
     ({"--run": "a/b"}, "--run=a/b must be one path segment"),
     ({"--spot": "", "--preemptible": ""}, "--spot and --preemptible exclude each other"),
     ({"--": "--workdir=/elsewhere"}, "'--workdir=/elsewhere' after -- is not a --config"),
+    ({"--tfds-dir": "/data/tfds"}, "--tfds-dir=/data/tfds must be gs://BUCKET/PATH"),
 ])
 def test_tpu_invalid_settings_exit_2_with_one_line(change, message):
   args = {a.split("=")[0]: a.split("=", 1)[1] for a in TPU_ARGS}
@@ -149,7 +161,7 @@ def test_tpu_invalid_settings_exit_2_with_one_line(change, message):
 
 def _fake(bin_dir: pathlib.Path, name: str, body: str = "") -> None:
   """A stand-in program that logs argv, cwd and a few env vars as JSON lines to $FAKE_LOG."""
-  bin_dir.mkdir(exist_ok=True)
+  bin_dir.mkdir(parents=True, exist_ok=True)
   path = bin_dir / name
   path.write_text(f"""#!{sys.executable}
 import json, os, signal, sys
@@ -196,6 +208,42 @@ def test_tpu_real_run_executes_exactly_the_dry_run_commands(tmp_path):
   shipped = calls[1]["shipped"]
   assert "configs/cifar10.py" in shipped and "dvq_jax/main.py" in shipped
   assert not pathlib.Path(calls[1]["argv"][4]).exists()  # the local temp dir is cleaned up
+
+
+_GCLOUD_REMOTE_BODY = """
+import shutil, subprocess
+home = os.environ["FAKE_HOME"]
+if args[3:4] == ["scp"]:
+  shutil.copy(args[4], os.path.join(home, args[5].split(":", 1)[1]))
+if args[3:4] == ["ssh"]:
+  command = [a for a in args if a.startswith("--command=")][0].split("=", 1)[1]
+  subprocess.run(["bash", "-c", command], check=True, env={**os.environ, "HOME": home})
+if args[:2] == ["storage", "rsync"]:
+  source = args[3].replace("gs://", os.environ["FAKE_GCS"] + "/")
+  shutil.copytree(source, args[4], dirs_exist_ok=True)
+"""
+
+
+def test_tpu_worker_commands_run_in_a_real_bash(tmp_path):
+  """gcloud stand-in: scp into a fake worker home, ssh runs --command there, rsync copies."""
+  home, gcs = tmp_path / "home", tmp_path / "gcs"
+  (gcs / "my-bucket" / "tfds" / "cifar10" / "3.0.2").mkdir(parents=True)
+  _fake(tmp_path / "bin", "gcloud", _GCLOUD_REMOTE_BODY)
+  _fake(home / "dvq_venv" / "bin", "python3")  # what the install step would have created
+  env = _env(tmp_path / "bin", FAKE_LOG=str(tmp_path / "log"), FAKE_HOME=str(home),
+             FAKE_GCS=str(gcs))
+  result = _run(TPU, *TPU_ARGS, "--no-install", "--tfds-dir=gs://my-bucket/tfds", "--", TRICKY,
+                env=env)
+  assert result.returncode == 0, result.stderr
+  train = [c for c in _log(tmp_path / "log") if c["prog"] == "python3"]
+  assert len(train) == 1 and train[0]["cwd"] == str(home / "dvq_jax")
+  assert train[0]["argv"] == [
+      "-m", "dvq_jax.main", "--config=configs/cifar10.py",
+      "--workdir=gs://my-bucket/dvq/cifar10_dvq", "--config.distributed=True",
+      f"--config.data_dir={home}/tensorflow_datasets", TRICKY]
+  assert train[0]["env"]["PYTHONUNBUFFERED"] == "1"
+  assert (home / "dvq_jax" / "dvq_jax" / "main.py").is_file()
+  assert (home / "tensorflow_datasets" / "cifar10" / "3.0.2").is_dir()
 
 
 @pytest.mark.parametrize("keep", [False, True])
