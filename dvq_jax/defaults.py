@@ -53,7 +53,12 @@ def learned_prior() -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 5_000
   config.keep_checkpoints = 3
   config.num_recon_images = 8
-  config.distributed = False  # call jax.distributed.initialize() (multi-host); also via env
+  # Multi-host: jax.distributed.initialize() runs when `distributed` is True or the environment
+  # sets JAX_COORDINATOR_ADDRESS. Cloud TPU/SLURM fill in the rest; elsewhere give all three.
+  config.distributed = False
+  config.coordinator_address = ""  # e.g. "10.0.0.2:1234"; "" = auto-detect
+  config.num_processes = 0  # 0 = auto-detect
+  config.process_id = -1  # -1 = auto-detect
   return config
 
 

@@ -14,6 +14,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from dvq_jax.errors import ConfigError
+from dvq_jax.errors import NumericalError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file, optionally followed by :arg.", lock_config=True
@@ -35,9 +36,9 @@ def run(config, workdir: str):
   )
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
   print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
+  sys.exit(code)
 
 
 def main(argv):
@@ -49,6 +50,8 @@ def main(argv):
     run(_CONFIG.value, _WORKDIR.value)
   except ConfigError as e:
     _fail(str(e))
+  except NumericalError as e:
+    _fail(str(e), code=1)
 
 
 def _parse_flags(argv):

@@ -1,0 +1,88 @@
+"""Test-set evaluation: every test example counted exactly once, over padded+masked batches.
+
+Metrics (all over the test split, see README "Metrics"):
+  recon_bits_per_dim  reconstruction NLL / (H*W*C*ln 2): the paper's Table 1 number;
+  rate_bits_per_dim   codes per image * log2 K / (H*W*C): the codes' cost, uniform prior;
+  elbo_bits_per_dim   recon + rate, an upper bound on the NLL;
+  psnr                of the mean reconstruction; perplexity and usage per codebook.
+"""
+
+import math
+
+import jax
+import ml_collections
+import numpy as np
+from etils import epath
+from jax.sharding import Mesh
+
+from dvq_jax import data as data_lib
+from dvq_jax import figures
+from dvq_jax import likelihoods
+from dvq_jax import metrics
+from dvq_jax import objective
+from dvq_jax import sharding
+
+
+def finalize(sums: dict, config: ml_collections.ConfigDict, image_shape) -> dict:
+  """Summed statistics over the test set (see `objective.eval_stats`) -> the reported metrics."""
+  dims = math.prod(image_shape)
+  count = float(sums["count"])
+  recon = float(metrics.recon_bits_per_dim(float(sums["nll_nats"]) / count, dims))
+  rate = metrics.rate_bits_per_dim(
+      objective.codes_per_image(config, image_shape), config.codebook_size, dims)
+  return {
+      "recon_bits_per_dim": recon,
+      "rate_bits_per_dim": rate,
+      "elbo_bits_per_dim": recon + rate,
+      "psnr": float(metrics.psnr_from_mse(float(sums["sq_error"]) / (count * dims))),
+      "perplexity": np.asarray(metrics.perplexity_from_counts(sums["code_counts"])),
+      "usage": np.asarray(metrics.usage_from_counts(sums["code_counts"])),
+      "num_examples": int(count),
+  }
+
+
+class Evaluator:
+  """Runs the jitted eval step over the whole test split and writes images (process 0)."""
+
+  def __init__(self, config: ml_collections.ConfigDict, model, data, mesh: Mesh, workdir: str):
+    self._config, self._model, self._data, self._mesh = config, model, data, mesh
+    self._workdir = epath.Path(workdir)
+    self._batch_size = config.eval_batch_size or config.batch_size
+    replicated = sharding.replicated(mesh)
+    batch = sharding.batch_sharding(mesh)
+    self._stats = jax.jit(
+        lambda params, images, mask: objective.eval_stats(params, model, images, mask),
+        in_shardings=(replicated, batch, batch), out_shardings=replicated)
+    self._recon = jax.jit(self._reconstruct, in_shardings=(replicated, batch),
+                          out_shardings=replicated)
+
+  def _reconstruct(self, params, images):
+    count = min(self._config.num_recon_images, images.shape[0])
+    head = self._model.apply({"params": params}, images[:count]).head
+    return images[:count], likelihoods.mean_image(self._config.likelihood, head, images.shape[-1])
+
+  def run(self, params, step: int) -> dict:
+    totals, first = None, None
+    for batch in data_lib.eval_batches(
+        self._data, global_batch_size=self._batch_size, process_index=jax.process_index(),
+        process_count=jax.process_count()):
+      images = sharding.global_batch(self._mesh, batch["image"])
+      mask = sharding.global_batch(self._mesh, batch["mask"])
+      sums = jax.device_get(self._stats(params, images, mask))
+      totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
+      if first is None:
+        first = images
+    result = finalize(totals, self._config, self._data.image_shape)
+    if self._config.num_recon_images:
+      # Every process joins the computation; process 0 writes the images.
+      originals, recons = jax.device_get(self._recon(params, first))
+      if jax.process_index() == 0:
+        self._write_images(originals, recons, step, result)
+    return result
+
+  def _write_images(self, originals, recons, step: int, result: dict) -> None:
+    workdir = self._workdir
+    figures.write_png(workdir / f"recon_{step:07d}.png", figures.recon_grid(originals, recons))
+    figures.write_usage_plot(
+        workdir / f"usage_{step:07d}.png", result["usage"], result["perplexity"],
+        self._config.codebook_size, f"{self._config.quantizer}, step {step}")

@@ -1,0 +1,54 @@
+"""Images a training run writes: reconstruction grids and per-codebook usage plots."""
+
+import io
+
+import numpy as np
+from etils import epath
+from PIL import Image
+
+
+def recon_grid(originals: np.ndarray, reconstructions: np.ndarray, pad: int = 2) -> np.ndarray:
+  """Originals in the top row, their reconstructions below: `(2*H + 3*pad, n*(W+pad)+pad, C)`.
+
+  >>> recon_grid(np.zeros((3, 4, 4, 3), np.uint8), np.zeros((3, 4, 4, 3))).shape
+  (14, 20, 3)
+  """
+  n, height, width, channels = originals.shape
+  rows = [originals, np.clip(np.round(reconstructions), 0, 255).astype(np.uint8)]
+  grid = np.full((2 * height + 3 * pad, n * (width + pad) + pad, channels), 255, np.uint8)
+  for r, images in enumerate(rows):
+    top = pad + r * (height + pad)
+    for i, image in enumerate(images):
+      left = pad + i * (width + pad)
+      grid[top:top + height, left:left + width] = image
+  return grid
+
+
+def write_png(path: epath.PathLike, image: np.ndarray) -> None:
+  """Writes a uint8 `(H, W, C)` image to a local or gs:// path."""
+  buffer = io.BytesIO()
+  Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(buffer, "PNG")
+  epath.Path(path).write_bytes(buffer.getvalue())
+
+
+def write_usage_plot(path: epath.PathLike, usage: np.ndarray, perplexity: np.ndarray,
+                     codebook_size: int, title: str) -> None:
+  """Bar chart of each codebook's usage (fraction of K used) and perplexity over the test set."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  index = np.arange(len(usage))
+  fig, (ax_usage, ax_perp) = plt.subplots(1, 2, figsize=(8, 3))
+  ax_usage.bar(index, usage)
+  ax_usage.set(xlabel="codebook", ylabel="fraction of K used", ylim=(0, 1.05), xticks=index)
+  ax_perp.bar(index, perplexity)
+  ax_perp.axhline(codebook_size, color="gray", linestyle="--", label=f"K = {codebook_size}")
+  ax_perp.set(xlabel="codebook", ylabel="perplexity", xticks=index)
+  ax_perp.legend()
+  fig.suptitle(title)
+  fig.tight_layout()
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format="png", dpi=100)
+  plt.close(fig)
+  epath.Path(path).write_bytes(buffer.getvalue())

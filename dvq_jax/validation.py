@@ -1,0 +1,115 @@
+"""Early checks of a learned-prior config: every user mistake fails here, before any compute.
+
+Each check raises `ConfigError` with one line naming the field and what to change.
+"""
+
+import os
+import uuid
+
+import jax
+import ml_collections
+from etils import epath
+
+from dvq_jax.errors import ConfigError
+
+QUANTIZERS = ("dvq", "mvq", "vq", "svq")
+LIKELIHOODS = ("categorical256", "logistic_mixture", "mse")
+LR_SCHEDULES = ("constant", "cosine")
+UPSAMPLES = ("subpixel", "transpose")
+DTYPES = ("float32", "bfloat16")
+
+
+def _choice(config, field: str, choices: tuple[str, ...]) -> None:
+  value = config
+  for part in field.split("."):
+    value = value[part]
+  if value not in choices:
+    raise ConfigError(f"config.{field} = {value!r} is unknown; use one of {', '.join(choices)}")
+
+
+def _at_least(config, field: str, minimum: int) -> None:
+  value = config
+  for part in field.split("."):
+    value = value[part]
+  if not isinstance(value, int) or value < minimum:
+    raise ConfigError(f"config.{field} = {value!r} must be an integer >= {minimum}")
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Checks the fields of a learned-prior config on their own (no IO, no devices)."""
+  from dvq_jax import data  # pylint: disable=g-import-not-at-top
+
+  data.check_dataset_name(config.dataset)
+  _choice(config, "quantizer", QUANTIZERS)
+  _choice(config, "likelihood", LIKELIHOODS)
+  _choice(config, "lr_schedule", LR_SCHEDULES)
+  _choice(config, "model.upsample", UPSAMPLES)
+  _choice(config, "model.dtype", DTYPES)
+  for field in ("num_codebooks", "codebook_size", "codebook_dim", "batch_size", "num_train_steps",
+                "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
+                "keep_checkpoints", "model.hidden_channels", "model.residual_channels",
+                "model.num_downsamples", "model.num_mixtures"):
+    _at_least(config, field, 1)
+  for field in ("eval_batch_size", "max_eval_examples", "warmup_steps", "num_recon_images",
+                "model.num_residual_blocks", "model.latent_channels", "grain_workers"):
+    _at_least(config, field, 0)
+  if not config.learning_rate > 0:
+    raise ConfigError(f"config.learning_rate = {config.learning_rate!r} must be > 0, e.g. 2e-4")
+  if not config.beta >= 0:
+    raise ConfigError(f"config.beta = {config.beta!r} must be >= 0 (the paper uses 0.25)")
+  latent = config.model.latent_channels
+  derived = config.num_codebooks * config.codebook_dim if config.quantizer == "dvq" else (
+      config.codebook_dim)
+  if latent and latent != derived:
+    what = "L*D = num_codebooks*codebook_dim" if config.quantizer == "dvq" else "D = codebook_dim"
+    raise ConfigError(
+        f"config.model.latent_channels = {latent} but quantizer {config.quantizer!r} needs {what}"
+        f" = {derived}; set it to {derived} or 0 (derived)"
+    )
+
+
+def check_devices(config: ml_collections.ConfigDict) -> None:
+  """The global batch must split evenly over devices (and so over processes)."""
+  devices = jax.device_count()
+  for field in ("batch_size", "eval_batch_size"):
+    value = config[field]
+    if value and value % devices:
+      raise ConfigError(
+          f"config.{field} = {value} is not divisible by the {devices} devices; use a multiple"
+          f" of {devices}"
+      )
+
+
+def check_workdir(workdir: str) -> None:
+  """Creates the workdir and proves it is writable (local paths; gs:// is left to the store)."""
+  if not workdir:
+    raise ConfigError("--workdir is empty; give a directory, e.g. --workdir=/tmp/dvq_run")
+  path = epath.Path(workdir)
+  try:
+    path.mkdir(parents=True, exist_ok=True)
+    if not str(workdir).startswith("gs://"):
+      probe = path / f".write_test_{os.getpid()}_{uuid.uuid4().hex}"
+      probe.write_text("ok")
+      probe.unlink()
+  except OSError as e:
+    raise ConfigError(
+        f"--workdir {workdir} is not writable ({e.strerror or type(e).__name__}); choose a"
+        " directory you can write to"
+    ) from None
+
+
+def check_image_shape(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]) -> None:
+  """Image size must survive the downsampling, and SVQ needs h*w divisible by L."""
+  height, width, _ = image_shape
+  factor = 2 ** config.model.num_downsamples
+  if height % factor or width % factor:
+    raise ConfigError(
+        f"images of {height}x{width} ({config.dataset}) are not divisible by 2**"
+        f"model.num_downsamples = {factor}; lower config.model.num_downsamples or resize the data"
+    )
+  positions = (height // factor) * (width // factor)
+  if config.quantizer == "svq" and positions % config.num_codebooks:
+    raise ConfigError(
+        f"svq splits the {positions} latent positions into config.num_codebooks ="
+        f" {config.num_codebooks} groups; choose num_codebooks dividing {positions}"
+    )

@@ -1,0 +1,15 @@
+"""Loads `configs/*.py` files the way `--config=path:arg` does, for tests."""
+
+import importlib.util
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load(spec: str):
+  """`"configs/demo.py:small"` -> the ConfigDict its get_config returns."""
+  path, _, arg = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location("config_file", ROOT / path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg or None)

@@ -1,0 +1,37 @@
+"""Every config file loads, with and without its `:small` variant, and passes validation."""
+
+import pathlib
+
+import pytest
+
+from dvq_jax import validation
+from tests import config_files
+
+CONFIGS = sorted(p.name for p in (config_files.ROOT / "configs").glob("*.py"))
+LEARNED_PRIOR = ["cifar10.py", "imagenet32.py", "imagenet64.py", "demo.py"]
+
+
+def test_all_config_files_are_covered():
+  assert set(LEARNED_PRIOR) <= set(CONFIGS)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_loads(name):
+  config = config_files.load(f"configs/{name}")
+  assert config.experiment in ("learned_prior", "static_prior")
+
+
+@pytest.mark.parametrize("name", LEARNED_PRIOR)
+@pytest.mark.parametrize("arg", ["", ":small"])
+def test_learned_prior_configs_validate(name, arg):
+  config = config_files.load(f"configs/{name}{arg}")
+  validation.check_config(config)
+  assert config.experiment == "learned_prior"
+
+
+@pytest.mark.parametrize("name", ["cifar10.py", "imagenet32.py", "imagenet64.py"])
+def test_paper_settings(name):
+  config = config_files.load(f"configs/{name}")
+  assert (config.codebook_size, config.num_codebooks, config.batch_size) == (512, 8, 128)
+  assert (config.learning_rate, config.num_train_steps) == (2e-4, 100_000)
+  assert (config.model.hidden_channels, config.model.residual_channels) == (256, 64)

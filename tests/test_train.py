@@ -1,0 +1,115 @@
+"""End-to-end tests of the learned-prior trainer on tiny configs (TFDS mock data, npz, folder)."""
+
+import json
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from dvq_jax import checkpointing
+from dvq_jax import train
+from dvq_jax.main import run
+from tests import config_files
+
+
+def _small(name="cifar10", **overrides):
+  config = config_files.load(f"configs/{name}.py:small")
+  with config.unlocked():
+    for key, value in overrides.items():
+      target = config
+      *parents, leaf = key.split(".")
+      for parent in parents:
+        target = target[parent]
+      target[leaf] = value
+  return config
+
+
+@pytest.mark.parametrize("quantizer", ["dvq", "mvq", "vq", "svq"])
+def test_one_step_and_eval_under_tfds_mock_data(tmp_path, quantizer):
+  config = _small(quantizer=quantizer, num_train_steps=1, eval_every_steps=1,
+                  checkpoint_every_steps=1)
+  with tfds.testing.mock_data(num_examples=20):
+    result = train.train_and_evaluate(config, str(tmp_path))
+  num_codebooks = 1 if quantizer == "vq" else config.num_codebooks
+  assert result["num_examples"] == config.max_eval_examples
+  assert np.isfinite(result["recon_bits_per_dim"])
+  assert result["perplexity"].shape == result["usage"].shape == (num_codebooks,)
+  codes_per_image = {"dvq": 64 * 2, "mvq": 64 * 2, "vq": 64, "svq": 64}[quantizer]
+  expected_rate = codes_per_image * np.log2(config.codebook_size) / (32 * 32 * 3)
+  np.testing.assert_allclose(result["rate_bits_per_dim"], expected_rate, rtol=1e-6)
+  np.testing.assert_allclose(result["elbo_bits_per_dim"],
+                             result["recon_bits_per_dim"] + result["rate_bits_per_dim"])
+  saved = json.loads((tmp_path / "eval.json").read_text())
+  assert saved["step"] == 1
+  assert {"recon_bits_per_dim", "rate_bits_per_dim", "elbo_bits_per_dim", "psnr", "perplexity",
+          "usage"} <= set(saved)
+  assert (tmp_path / "recon_0000001.png").exists()
+  assert (tmp_path / "usage_0000001.png").exists()
+  assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+  assert (tmp_path / "checkpoints" / "1").is_dir()
+
+
+def _write_npz(path: pathlib.Path, num_train=24, num_test=10, size=16):
+  rng = np.random.default_rng(0)
+  np.savez(path, train=rng.integers(0, 256, (num_train, size, size, 3), dtype=np.uint8),
+           test=rng.integers(0, 256, (num_test, size, size, 3), dtype=np.uint8))
+
+
+def test_npz_data_trains_and_counts_every_test_example(tmp_path):
+  _write_npz(tmp_path / "data.npz")
+  config = _small(dataset=f"npz:{tmp_path / 'data.npz'}", max_eval_examples=0,
+                  eval_batch_size=4, num_train_steps=2)
+  result = train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert result["num_examples"] == 10  # 10 is not a multiple of the eval batch of 4
+
+
+def test_folder_data_trains(tmp_path):
+  rng = np.random.default_rng(1)
+  for split, count in (("train", 8), ("test", 3)):
+    (tmp_path / "images" / split).mkdir(parents=True)
+    for i in range(count):
+      pixels = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+      Image.fromarray(pixels).save(tmp_path / "images" / split / f"{i}.png")
+  config = _small(dataset=f"folder:{tmp_path / 'images'}", max_eval_examples=0,
+                  num_train_steps=2, batch_size=4)
+  result = train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert result["num_examples"] == 3
+
+
+def _params(workdir):
+  """The params of the newest checkpoint in workdir, as numpy."""
+  checkpointer = checkpointing.Checkpointer(str(workdir), 3)
+  try:
+    return jax.tree.map(np.asarray, checkpointer.restore_arrays()["params"])
+  finally:
+    checkpointer.close()
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
+  _write_npz(tmp_path / "data.npz")
+  common = dict(dataset=f"npz:{tmp_path / 'data.npz'}", checkpoint_every_steps=2,
+                eval_every_steps=100)
+  train.train_and_evaluate(_small(num_train_steps=4, **common), str(tmp_path / "straight"))
+  train.train_and_evaluate(_small(num_train_steps=2, **common), str(tmp_path / "resumed"))
+  train.train_and_evaluate(_small(num_train_steps=4, **common), str(tmp_path / "resumed"))
+  straight = _params(tmp_path / "straight")
+  resumed = _params(tmp_path / "resumed")
+  jax.tree.map(np.testing.assert_array_equal, straight, resumed)
+  lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+  steps = [json.loads(line)["step"] for line in lines if "train/loss" in line]
+  assert steps == [2, 4]
+
+
+@pytest.mark.slow
+def test_demo_run_learns_and_is_deterministic(tmp_path):
+  overrides = dict(num_train_steps=60, batch_size=16, eval_every_steps=60,
+                   checkpoint_every_steps=60, max_eval_examples=128,
+                   codebook_size=32, num_codebooks=4, codebook_dim=4, learning_rate=2e-3)
+  first = run(_small("demo", **overrides), str(tmp_path / "a"))
+  second = run(_small("demo", **overrides), str(tmp_path / "b"))
+  assert first["recon_bits_per_dim"] < 6.0, first  # uniform code length is 8 bits/dim
+  assert json.loads((tmp_path / "a" / "eval.json").read_text()) == json.loads(
+      (tmp_path / "b" / "eval.json").read_text())
