@@ -20,7 +20,7 @@ class QuantizerOutput(NamedTuple):
 
   Attributes:
     quantized: the input's shape and dtype; value = the chosen codebook vectors, gradient with
-      respect to z = identity (straight-through, `z + stop_gradient(e - z)`).
+      respect to z = identity (straight-through, `stop_gradient(e) + z - stop_gradient(z)`).
     codes: int32 indices of the chosen codebook vectors.
     loss: `codebook_loss + beta * commitment_loss` (paper Eq. 4), float32 scalar.
     codebook_loss: mean over vectors of ||sg(z) - e||^2, summed over codebooks; its gradient
@@ -61,7 +61,8 @@ def _quantize_one(x: jax.Array, codebook: jax.Array) -> _Single:
   counts = jnp.zeros(codebook.shape[0], jnp.float32).at[codes].add(1.0)
   probs = counts / codes.shape[0]
   return _Single(
-      quantized=x + sg(chosen - x),
+      # value: exactly e (x - sg(x) is exactly 0); gradient w.r.t. x: identity.
+      quantized=sg(chosen) + (x - sg(x)),
       codes=codes,
       codebook_loss=_mean_sq_norm(sg(x) - chosen),
       commitment_loss=_mean_sq_norm(x - sg(chosen)),
