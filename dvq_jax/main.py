@@ -47,7 +47,13 @@ def main(argv):
   if not _WORKDIR.value:
     _fail("--workdir is required, e.g. --workdir=/tmp/dvq_run")
   try:
-    run(_CONFIG.value, _WORKDIR.value)
+    config = _CONFIG.value
+    config.get("experiment")  # a config file that failed to load raises on first access
+  except Exception as e:  # pylint: disable=broad-except  (any failure inside the config file)
+    reason = str(e).strip().splitlines()[-1].strip() if str(e).strip() else type(e).__name__
+    _fail(f"cannot load --config: {reason}")
+  try:
+    run(config, _WORKDIR.value)
   except ConfigError as e:
     _fail(str(e))
   except NumericalError as e:
