@@ -120,13 +120,18 @@ class Checkpointer:
   def restore_arrays(self, step: int | None = None):
     """The saved state of `step` (default: the newest) as saved, without a target structure.
 
-    For inspection (notebooks, tests): optimizer states come back as plain dicts and lists.
+    For inspection (notebooks, tests), on this process's first device whatever topology wrote
+    it (a TPU pod's checkpoint opens on a laptop); optimizer states come back as plain dicts.
     """
     step = self._manager.latest_step() if step is None else step
     if step is None:
       raise ConfigError(f"no checkpoint in {self._dir}; train first or check --workdir")
+    saved = self._manager.item_metadata(step)["state"]
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                          saved.tree if hasattr(saved, "tree") else saved)
     return self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore()))["state"]
+        state=ocp.args.StandardRestore(target)))["state"]
 
   def close(self) -> None:
     self._manager.wait_until_finished()

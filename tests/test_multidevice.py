@@ -1,0 +1,117 @@
+"""Sharded training on 8 simulated CPU devices equals 1 device; two real processes on localhost.
+
+Each run is a subprocess (`python -m dvq_jax.main`), so XLA_FLAGS can give it 8 CPU devices
+while the rest of the suite keeps one.
+"""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dvq_jax import checkpointing
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _npz(path: pathlib.Path) -> pathlib.Path:
+  rng = np.random.default_rng(0)
+  # 13 test images: not a multiple of the global eval batch of 8.
+  np.savez(path, train=rng.integers(0, 256, (32, 16, 16, 3), dtype=np.uint8),
+           test=rng.integers(0, 256, (13, 16, 16, 3), dtype=np.uint8))
+  return path
+
+
+def _command(data: pathlib.Path, workdir: pathlib.Path, *extra: str) -> list[str]:
+  return [sys.executable, "-m", "dvq_jax.main", "--config=configs/demo.py:small",
+          f"--config.dataset=npz:{data}", "--config.num_train_steps=3",
+          "--config.log_every_steps=1", "--config.checkpoint_every_steps=3",
+          "--config.eval_every_steps=3", "--config.max_eval_examples=0",
+          "--config.batch_size=8", "--config.eval_batch_size=8", f"--workdir={workdir}", *extra]
+
+
+def _env(devices: int) -> dict:
+  return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+          "JAX_DEFAULT_MATMUL_PRECISION": "highest"}
+
+
+def _params(workdir: pathlib.Path):
+  checkpointer = checkpointing.Checkpointer(str(workdir), 3)
+  try:
+    return checkpointer.restore_arrays(3)["params"]
+  finally:
+    checkpointer.close()
+
+
+def _train_records(workdir: pathlib.Path) -> list[dict]:
+  lines = (workdir / "metrics.jsonl").read_text().splitlines()
+  return [r for r in map(json.loads, lines) if "train/loss" in r]
+
+
+def _assert_same_run(one: pathlib.Path, other: pathlib.Path) -> None:
+  flat_one, flat_other = (jax_leaves(_params(w)) for w in (one, other))
+  for a, b in zip(flat_one, flat_other, strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  for a, b in zip(_train_records(one), _train_records(other), strict=True):
+    # Codebook statistics are over the global batch, so they match the 1-device run.
+    np.testing.assert_allclose(a["train/perplexity"], b["train/perplexity"], rtol=1e-5)
+    np.testing.assert_allclose(a["train/usage"], b["train/usage"], rtol=1e-5)
+    np.testing.assert_allclose(a["train/loss"], b["train/loss"], rtol=1e-4)
+  eval_one = json.loads((one / "eval.json").read_text())
+  eval_other = json.loads((other / "eval.json").read_text())
+  assert eval_one["num_examples"] == eval_other["num_examples"] == 13
+  np.testing.assert_allclose(eval_one["recon_bits_per_dim"], eval_other["recon_bits_per_dim"],
+                             rtol=1e-4)
+  np.testing.assert_allclose(eval_one["perplexity"], eval_other["perplexity"], rtol=1e-5)
+
+
+def jax_leaves(tree):
+  import jax  # pylint: disable=g-import-not-at-top
+  return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def _run(command, env):
+  proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_eight_devices_match_one_device(tmp_path):
+  data = _npz(tmp_path / "data.npz")
+  procs = [subprocess.Popen(_command(data, tmp_path / f"d{n}"), cwd=ROOT, env=_env(n),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for n in (1, 8)]
+  for proc in procs:
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+  _assert_same_run(tmp_path / "d1", tmp_path / "d8")
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_on_localhost_match_one_process(tmp_path):
+  data = _npz(tmp_path / "data.npz")
+  address = f"127.0.0.1:{_free_port()}"
+  multi = [subprocess.Popen(
+      _command(data, tmp_path / "multi", "--config.distributed=True",
+               f"--config.coordinator_address={address}", "--config.num_processes=2",
+               f"--config.process_id={i}"),
+      cwd=ROOT, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for i in range(2)]
+  _run(_command(data, tmp_path / "single"), _env(1))
+  for proc in multi:
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+  _assert_same_run(tmp_path / "single", tmp_path / "multi")
+  # Only process 0 writes metrics: one record per logged step, not two.
+  assert [r["step"] for r in _train_records(tmp_path / "multi")] == [1, 2, 3]
