@@ -1,0 +1,83 @@
+"""Shared test helpers: a float64 numpy brute-force reference of the four quantizers."""
+
+import numpy as np
+
+
+def sq_distances(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+  """Squared distances `(N, K)` between rows of x `(N, D)` and e `(K, D)` in float64: exact for
+  small-integer data, within ~1e-15 relative otherwise (far below float32 rounding)."""
+  x, e = np.asarray(x, np.float64), np.asarray(e, np.float64)
+  return np.sum(x * x, axis=1)[:, None] - 2.0 * x @ e.T + np.sum(e * e, axis=1)
+
+
+def brute_force_codes(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+  """Nearest row of e for every row of x; np.argmin keeps the lowest index on exact ties."""
+  return np.argmin(sq_distances(x, e), axis=-1)
+
+
+def _split(kind: str, z: np.ndarray, codebooks: np.ndarray, slice_sizes):
+  """The (x_l `(N, D_l)`, e_l `(K, D_l)`) pairs each quantizer pairs up, by the spec."""
+  if kind == "vector":
+    return [(z.reshape(-1, z.shape[-1]), codebooks)]
+  if kind == "depthwise":
+    sizes = slice_sizes or [codebooks.shape[-1]] * codebooks.shape[0]
+    starts = np.cumsum([0, *sizes])
+    flat = z.reshape(-1, z.shape[-1])
+    return [(flat[:, s:s + n], cb[:, :n]) for s, n, cb in zip(starts, sizes, codebooks)]
+  if kind == "multi":
+    return [(z.reshape(-1, z.shape[-1]), cb) for cb in codebooks]
+  assert kind == "spatial"
+  groups = np.split(z, len(codebooks), axis=1)
+  return [(g.reshape(-1, z.shape[-1]), cb) for g, cb in zip(groups, codebooks)]
+
+
+def _join(kind: str, parts: list, z: np.ndarray) -> np.ndarray:
+  """Inverse of `_split` for per-vector arrays (codes `(N,)` or vectors `(N, D_l)`)."""
+  batch = z.shape[:-1]
+  if kind == "vector":
+    return parts[0].reshape(batch + parts[0].shape[1:])
+  if kind in ("depthwise", "multi"):
+    if parts[0].ndim == 1:
+      return np.stack(parts, axis=-1).reshape(batch + (len(parts),))
+    return np.concatenate(parts, axis=-1).reshape(batch + (-1,))
+  return np.concatenate([p.reshape((z.shape[0], -1) + p.shape[1:]) for p in parts], axis=1)
+
+
+def reference_quantize(kind: str, z, codebooks, *, slice_sizes=None, beta: float = 0.25) -> dict:
+  """Every quantizer output plus the analytic Eq. 4 gradients, by brute force in float64.
+
+  `grad_codebooks` is d codebook_loss / d codebooks: (2/N) sum_{n: c_n = k} (e_k - z_n) per
+  codebook (zero on padded entries); `grad_z` is d commitment_loss / d z: (2/N) (z_n - e_{c_n}).
+  """
+  z, codebooks = np.asarray(z, np.float64), np.asarray(codebooks, np.float64)
+  codes, chosen, grad_x, grad_e, losses, perplexity, usage = [], [], [], [], [], [], []
+  for x, e in _split(kind, z, codebooks, slice_sizes):
+    c = brute_force_codes(x, e)
+    n, k = len(x), len(e)
+    residual = x - e[c]
+    counts = np.bincount(c, minlength=k)
+    probs = counts[counts > 0] / n
+    g = np.zeros(codebooks.shape[-2:])
+    np.add.at(g[:, :e.shape[1]], c, -2.0 / n * residual)
+    codes.append(c)
+    chosen.append(e[c])
+    grad_x.append(2.0 / n * residual)
+    grad_e.append(g)
+    losses.append(np.mean(np.sum(np.square(residual), axis=-1)))
+    perplexity.append(np.exp(-np.sum(probs * np.log(probs))))
+    usage.append(np.count_nonzero(counts) / k)
+  grad_z = _join(kind, grad_x, z)
+  if kind == "multi":  # L gradients of the same z
+    grad_z = grad_z.reshape(z.shape[:-1] + (len(codebooks), -1)).sum(axis=-2)
+  loss = float(np.sum(losses))
+  return dict(
+      codes=_join(kind, codes, z),
+      quantized=_join(kind, chosen, z),
+      codebook_loss=loss,
+      commitment_loss=loss,
+      loss=(1.0 + beta) * loss,
+      perplexity=np.array(perplexity),
+      usage=np.array(usage),
+      grad_codebooks=grad_e[0] if kind == "vector" else np.stack(grad_e),
+      grad_z=grad_z,
+  )
