@@ -8,11 +8,13 @@ import jax.numpy as jnp
 from dvq_jax.quantizers import _checks
 
 
-def _check_codes(codes: jax.Array, rank: int, layout: str) -> None:
+def _check_codes(codes: jax.Array, rank: int, layout: str, *, exact: bool = False) -> None:
   if not jnp.issubdtype(codes.dtype, jnp.integer):
     raise ValueError(f"codes must be integers, got dtype {codes.dtype}")
-  if codes.ndim < rank:
-    raise ValueError(f"codes must have rank >= {rank} {layout}, got shape {codes.shape}")
+  if codes.ndim < rank or (exact and codes.ndim != rank):
+    raise ValueError(
+        f"codes must have rank {'' if exact else '>= '}{rank} {layout}, got shape {codes.shape}"
+    )
 
 
 def vector_lookup(codes: jax.Array, codebook: jax.Array) -> jax.Array:
@@ -68,7 +70,7 @@ def spatial_lookup(codes: jax.Array, codebooks: jax.Array) -> jax.Array:
   [[1.0, 0.0, 5.0, 6.0]]
   """
   _checks.check_codebooks(codebooks)
-  _check_codes(codes, 2, "(B, P)")
+  _check_codes(codes, 2, "(B, P)", exact=True)
   num_codebooks = codebooks.shape[0]
   batch, positions = codes.shape
   if positions % num_codebooks:
