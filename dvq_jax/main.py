@@ -11,6 +11,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 from dvq_jax.errors import ConfigError
@@ -42,6 +43,8 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def main(argv):
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; --verbosity=0 shows it
   if len(argv) > 1:
     _fail(f"unexpected arguments {argv[1:]}; use --config=... --workdir=...")
   if not _WORKDIR.value:
