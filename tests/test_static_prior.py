@@ -159,6 +159,8 @@ def test_bad_tuple_fields_are_config_errors(value):
     ("repeats", 0, "repeats"),
     ("study", "fig5", "study"),
     ("dims", (2, 0), "every D"),
+    ("init_std", 1e7, "init_std"),
+    ("init", "zeros", "init"),
 ])
 def test_bad_input_is_a_one_line_config_error(field, value, message):
   config = _config("small")

@@ -95,6 +95,9 @@ def _recipe(config) -> Recipe:
   for field in ("learning_rate", "init_std"):
     if not float(config[field]) > 0:
       raise ConfigError(f"config.{field} = {config[field]!r} must be > 0")
+  if float(config.init_std) > 1e6:
+    raise ConfigError(f"config.init_std = {config.init_std!r} must be <= 1e6 (codebooks padded"
+                      " to the largest K must stay far from every real code)")
   if not float(config.sigma) >= 0:
     raise ConfigError(f"config.sigma = {config.sigma!r} must be >= 0")
   return Recipe(steps=_at_least(config.steps, "steps"),

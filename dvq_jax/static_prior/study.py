@@ -137,10 +137,11 @@ def simulate(data_keys: jax.Array, init_keys: jax.Array, group: Group,
 
   Setting s has K = `group.codebook_sizes[s]`; its codebooks are drawn at that K, exactly as
   `simulate_one` draws them, then padded to the group's largest K with rows at +`PAD_VALUE`.
-  A padded row is never the nearest code of any point (its squared distance is ~D * 1e36), so
-  it gets an exactly zero gradient and Adam leaves it in place: every setting trains as if
-  unpadded, and the S settings share one compiled program. Repetition r uses the same blobs
-  (`data_keys[r]`) in every setting of the group.
+  A padded row is never the nearest code of any point (its squared norm is (D/L) * 1e36, or inf
+  in float32 for D/L > 340, against O(D/L * init_std^2) for real codes), so it gets an exactly
+  zero gradient and Adam leaves it in place: every setting trains as if unpadded, and the S
+  settings share one compiled program (the config check caps init_std at 1e6 to keep this so).
+  Repetition r uses the same blobs (`data_keys[r]`) in every setting of the group.
 
   Args:
     data_keys: `(R,)` PRNG keys of the blobs.
