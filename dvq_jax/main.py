@@ -69,8 +69,14 @@ def _parse_flags(argv):
     return flags.FLAGS(argv)
   except (flags.Error, AttributeError, KeyError, ValueError, TypeError, OSError,
           SyntaxError, ImportError) as e:
-    message = " ".join(str(e).split())
-    _fail(f"{message} (check --config and --config.<field> overrides)")
+    if isinstance(e, (KeyError, AttributeError)):
+      name = str(e.args[0] if e.args else e).strip("'\"")
+      _fail(f"unknown config field {name!r} in a --config.<field> override; fix its spelling"
+            " (fields are listed in the config file and dvq_jax/defaults.py)")
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if len(lines) > 1:  # a traceback from inside the config file: its first and last lines
+      lines = [lines[0].split(": Error whilst")[0], lines[-1]]
+    _fail(f"{': '.join(lines)} (check --config and --config.<field> overrides)")
 
 
 if __name__ == "__main__":
