@@ -1,0 +1,69 @@
+"""Rate-distortion numbers of a VQ-VAE: bits/dim of the reconstruction and of the codes, PSNR,
+and codebook usage and perplexity from code histograms. Pure functions of arrays or floats."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import xlogy
+
+
+def recon_bits_per_dim(nll_nats_sum, num_dims):
+  """Reconstruction bits/dim: a NLL in nats summed over `num_dims` subpixels, / (num_dims * ln 2).
+
+  >>> recon_bits_per_dim(3072 * math.log(256), 3072)
+  8.0
+  """
+  return nll_nats_sum / (num_dims * math.log(2))
+
+
+def rate_bits_per_dim(codes_per_image: int, codebook_size: int, image_dims: int) -> float:
+  """Bits/dim of the codes under a uniform prior: codes_per_image * log2 K / (H*W*C).
+
+  >>> rate_bits_per_dim(8 * 8 * 8, 512, 32 * 32 * 3)  # CIFAR-10, dvq, L=8 codes per position
+  1.5
+  """
+  return codes_per_image * math.log2(codebook_size) / image_dims
+
+
+def psnr_from_mse(mse) -> jax.Array:
+  """PSNR in dB of 8-bit images from a mean squared error in [0, 255] units: 10 log10(255^2/mse).
+
+  >>> float(psnr_from_mse(65025.0 / 100))
+  20.0
+  """
+  return 10.0 * jnp.log10(255.0**2 / jnp.asarray(mse, jnp.float32))
+
+
+def psnr(mean_image: jax.typing.ArrayLike, images: jax.typing.ArrayLike) -> jax.Array:
+  """PSNR in dB of reconstructions `(batch, H, W, C)` in [0, 255] against uint8 images, from the
+  mean squared error over every subpixel of the batch.
+
+  >>> import jax.numpy as jnp
+  >>> round(float(psnr(jnp.full((1, 2, 2, 1), 10.0), jnp.zeros((1, 2, 2, 1), jnp.uint8))), 3)
+  28.131
+  """
+  diff = jnp.asarray(mean_image, jnp.float32) - jnp.asarray(images).astype(jnp.float32)
+  return psnr_from_mse(jnp.mean(jnp.square(diff)))
+
+
+def perplexity_from_counts(counts: jax.typing.ArrayLike) -> jax.Array:
+  """exp(entropy) of each codebook's code distribution: counts `(L, K)` -> `(L,)`.
+
+  >>> import jax.numpy as jnp
+  >>> perplexity_from_counts(jnp.array([[5.0, 5.0, 0.0], [1.0, 0.0, 0.0]])).tolist()
+  [2.0, 1.0]
+  """
+  counts = jnp.asarray(counts, jnp.float32)
+  probs = counts / jnp.maximum(jnp.sum(counts, axis=-1, keepdims=True), 1.0)
+  return jnp.exp(-jnp.sum(xlogy(probs, probs), axis=-1))
+
+
+def usage_from_counts(counts: jax.typing.ArrayLike) -> jax.Array:
+  """Fraction of each codebook's K codes used at least once: counts `(L, K)` -> `(L,)`.
+
+  >>> import jax.numpy as jnp
+  >>> usage_from_counts(jnp.array([[5.0, 5.0, 0.0, 0.0]])).tolist()
+  [0.5]
+  """
+  return jnp.mean(jnp.asarray(counts) > 0, axis=-1)
