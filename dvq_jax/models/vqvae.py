@@ -1,0 +1,287 @@
+"""The DVQ-VAE: convolutional encoder, a quantizer bottleneck (dvq | mvq | vq | svq) and a
+decoder that outputs the parameters of a likelihood head.
+
+Architecture (van den Oord et al. 2017 and the official DVQ code; hidden = `hidden_channels`,
+n = `num_downsamples`):
+  encoder: n 4x4 stride-2 convs, each followed by a ReLU, the first to hidden/2 channels and
+    the rest to hidden (a single one goes to hidden); a 3x3 conv to hidden; the residual stack
+    (`num_residual_blocks` blocks and a ReLU); a 1x1 conv to the latent channels.
+  decoder (the mirror): a 3x3 conv from the quantized latents to hidden; the residual stack;
+    n 2x upsampling stages with a ReLU between them -- the second-to-last to hidden/2, the
+    last to the head's channels (float32), the others to hidden.
+The images (uint8) are mapped to [-1, 1] in the compute dtype; the head is float32.
+"""
+
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from dvq_jax import likelihoods
+from dvq_jax import quantizers as q
+from dvq_jax.errors import ConfigError
+from dvq_jax.models import layers
+from dvq_jax.models.quantizer import QUANTIZERS
+from dvq_jax.models.quantizer import Quantizer
+from dvq_jax.models.quantizer import latent_channels
+
+DTYPES = ("float32", "bfloat16")
+
+
+class ModelOutput(NamedTuple):
+  """What `VQVAE.__call__` returns.
+
+  Attributes:
+    head: float32 `(batch, height, width, C_out)`, the likelihood head's parameters.
+    quant: the bottleneck's QuantizerOutput; codes `(batch, h, w, L)` for dvq/mvq and
+      `(batch, h, w)` for vq/svq, with h = height / 2^num_downsamples (w likewise).
+  """
+
+  head: jax.Array
+  quant: q.QuantizerOutput
+
+
+class Encoder(nn.Module):
+  """`(batch, H, W, C)` in [-1, 1] -> latents `(batch, H/2^n, W/2^n, latent_channels)`."""
+
+  hidden_channels: int
+  residual_channels: int
+  num_downsamples: int
+  num_residual_blocks: int
+  latent_channels: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    for i in range(self.num_downsamples):
+      first_of_several = i == 0 and self.num_downsamples > 1
+      features = self.hidden_channels // 2 if first_of_several else self.hidden_channels
+      x = nn.relu(layers.Downsample(features, dtype=self.dtype)(x))
+    x = nn.Conv(self.hidden_channels, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype)(x)
+    x = layers.ResidualStack(self.hidden_channels, self.residual_channels,
+                             self.num_residual_blocks, dtype=self.dtype)(x)
+    return nn.Conv(self.latent_channels, (1, 1), dtype=self.dtype)(x)
+
+
+class Decoder(nn.Module):
+  """Quantized latents `(batch, h, w, C_q)` -> float32 head `(batch, h*2^n, w*2^n, out_channels)`."""
+
+  hidden_channels: int
+  residual_channels: int
+  num_downsamples: int
+  num_residual_blocks: int
+  out_channels: int
+  upsample: str = "subpixel"
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = nn.Conv(self.hidden_channels, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype)(x)
+    x = layers.ResidualStack(self.hidden_channels, self.residual_channels,
+                             self.num_residual_blocks, dtype=self.dtype)(x)
+    n = self.num_downsamples
+    for j in range(n):
+      last = j == n - 1
+      if last:
+        features = self.out_channels
+      else:
+        features = self.hidden_channels // 2 if j == n - 2 else self.hidden_channels
+      x = layers.Upsample(features, self.upsample, dtype=self.dtype, float32_output=last)(x)
+      if not last:
+        x = nn.relu(x)
+    return x
+
+
+class VQVAE(nn.Module):
+  """The DVQ-VAE. Build it from a config with `build_model`.
+
+  `model.apply({"params": params}, images)` runs the whole model; `method=model.encode` and
+  `method=model.decode` run either half, e.g. to edit one codebook's codes:
+
+  >>> import jax, jax.numpy as jnp
+  >>> model = VQVAE("dvq", num_codebooks=2, codebook_size=8, codebook_dim=2, beta=0.25,
+  ...               likelihood="mse", hidden_channels=8, residual_channels=4)
+  >>> images = jnp.zeros((1, 8, 8, 3), jnp.uint8)
+  >>> params = model.init(jax.random.key(0), images)["params"]
+  >>> codes = model.apply({"params": params}, images, method=model.encode)
+  >>> codes.shape
+  (1, 2, 2, 2)
+  >>> model.apply({"params": params}, codes.at[..., 1].set(3), method=model.decode).shape
+  (1, 8, 8, 3)
+
+  Attributes:
+    quantizer: dvq | mvq | vq | svq (see `Quantizer`).
+    num_codebooks: L (vq uses one codebook whatever this says).
+    codebook_size: K.
+    codebook_dim: D.
+    beta: weight of the commitment loss.
+    likelihood: categorical256 | logistic_mixture | mse (see `dvq_jax.likelihoods`).
+    image_channels: C of the images (the decoder's head size depends on it).
+    dtype: compute dtype name, float32 | bfloat16; params are float32, the quantizer and the
+      head float32.
+  """
+
+  quantizer: str
+  num_codebooks: int
+  codebook_size: int
+  codebook_dim: int
+  beta: float
+  likelihood: str
+  image_channels: int = 3
+  hidden_channels: int = 256
+  residual_channels: int = 64
+  num_downsamples: int = 2
+  num_residual_blocks: int = 2
+  upsample: str = "subpixel"
+  num_mixtures: int = 10
+  codebook_init: str = "truncated_normal"
+  dtype: str = "float32"
+
+  def setup(self):
+    dtype = jnp.dtype(self.dtype)
+    self.encoder = Encoder(
+        self.hidden_channels, self.residual_channels, self.num_downsamples,
+        self.num_residual_blocks,
+        latent_channels(self.quantizer, self.num_codebooks, self.codebook_dim), dtype=dtype,
+    )
+    self.quantize = Quantizer(self.quantizer, self.num_codebooks, self.codebook_size,
+                              self.codebook_dim, beta=self.beta,
+                              codebook_init=self.codebook_init)
+    self.decoder = Decoder(
+        self.hidden_channels, self.residual_channels, self.num_downsamples,
+        self.num_residual_blocks,
+        likelihoods.num_head_channels(self.likelihood, self.image_channels, self.num_mixtures),
+        upsample=self.upsample, dtype=dtype,
+    )
+
+  def _latents(self, images: jax.Array) -> jax.Array:
+    if images.dtype != jnp.uint8 or images.ndim != 4:
+      raise ValueError(f"images must be uint8 (batch, height, width, C), got {images.dtype}"
+                       f" {images.shape}")
+    _, height, width, channels = images.shape
+    factor = 2**self.num_downsamples
+    if channels != self.image_channels or height % factor or width % factor:
+      raise ValueError(
+          f"images shape {images.shape}: need C = image_channels = {self.image_channels} and"
+          f" height, width divisible by 2^num_downsamples = {factor}"
+      )
+    x = images.astype(jnp.float32) / 127.5 - 1.0
+    return self.encoder(x.astype(jnp.dtype(self.dtype)))
+
+  def __call__(self, images: jax.Array) -> ModelOutput:
+    """uint8 `(batch, H, W, C)` -> ModelOutput(head float32 `(batch, H, W, C_out)`, quant)."""
+    quant = self.quantize(self._latents(images))
+    return ModelOutput(head=self.decoder(quant.quantized), quant=quant)
+
+  def encode(self, images: jax.Array) -> jax.Array:
+    """uint8 `(batch, H, W, C)` -> int32 codes, `(batch, h, w, L)` (dvq/mvq) or `(batch, h, w)`."""
+    return self.quantize(self._latents(images)).codes
+
+  def decode(self, codes: jax.Array) -> jax.Array:
+    """Codes (the layout `encode` returns) -> float32 head `(batch, H, W, C_out)`."""
+    return self.decoder(self.quantize.lookup(codes).astype(jnp.dtype(self.dtype)))
+
+
+def _check_positive(name: str, value, minimum: int = 1) -> None:
+  if not isinstance(value, int) or value < minimum:
+    raise ConfigError(f"config.{name} = {value!r}; set it to an integer >= {minimum}")
+
+
+def codes_per_image(config, image_shape: tuple[int, int, int]) -> int:
+  """Codes the model stores per image: h*w*L for dvq/mvq, h*w for vq and svq.
+
+  h, w = height / 2^num_downsamples, width / 2^num_downsamples. Use it for the rate,
+  `metrics.rate_bits_per_dim(codes_per_image(...), K, H*W*C)`.
+
+  Raises:
+    ConfigError: the image size is not divisible by 2^num_downsamples, or (svq) h*w is not
+      divisible by L.
+
+  >>> from dvq_jax import defaults
+  >>> codes_per_image(defaults.learned_prior(), (32, 32, 3))  # 8x8 positions, L = 8
+  512
+  """
+  height, width = int(image_shape[0]), int(image_shape[1])
+  num_downsamples = config.model.num_downsamples
+  factor = 2**num_downsamples
+  if height % factor or width % factor:
+    raise ConfigError(
+        f"images of {height}x{width} do not divide by 2^config.model.num_downsamples ="
+        f" {factor}; choose num_downsamples so that both sides divide"
+    )
+  positions = (height // factor) * (width // factor)
+  if config.quantizer == "svq" and positions % config.num_codebooks:
+    raise ConfigError(
+        f"svq splits the {positions} latent positions into config.num_codebooks ="
+        f" {config.num_codebooks} groups; choose a num_codebooks that divides {positions}"
+    )
+  return positions * config.num_codebooks if config.quantizer in ("dvq", "mvq") else positions
+
+
+def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVAE:
+  """The VQVAE a learned-prior config describes, after checking its fields.
+
+  Args:
+    config: a `dvq_jax.defaults.learned_prior()`-style ConfigDict.
+    image_shape: `(height, width, C)` of the data set; sets `image_channels` (default 3) and,
+      when given, also checks that the latent grid fits (see `objective.codes_per_image`).
+
+  Raises:
+    ConfigError: a one-line message naming the bad field and the fix.
+
+  >>> from dvq_jax import defaults
+  >>> config = defaults.learned_prior()
+  >>> build_model(config, (32, 32, 3)).quantizer
+  'dvq'
+  >>> config.quantizer = "dq"
+  >>> build_model(config)
+  Traceback (most recent call last):
+  ...
+  dvq_jax.errors.ConfigError: config.quantizer = 'dq' is unknown; use one of dvq, mvq, vq, svq
+  """
+  if config.quantizer not in QUANTIZERS:
+    raise ConfigError(f"config.quantizer = {config.quantizer!r} is unknown; use one of"
+                      f" {', '.join(QUANTIZERS)}")
+  if config.likelihood not in likelihoods.NAMES:
+    raise ConfigError(f"config.likelihood = {config.likelihood!r} is unknown; use one of"
+                      f" {', '.join(likelihoods.NAMES)}")
+  model = config.model
+  for name, choices in (("upsample", layers.UPSAMPLES), ("dtype", DTYPES),
+                        ("codebook_init", q.INIT_SCHEMES)):
+    if model[name] not in choices:
+      raise ConfigError(f"config.model.{name} = {model[name]!r} is unknown; use one of"
+                        f" {', '.join(choices)}")
+  for name in ("num_codebooks", "codebook_size", "codebook_dim"):
+    _check_positive(name, config[name])
+  for name, minimum in (("hidden_channels", 2), ("residual_channels", 1), ("num_downsamples", 1),
+                        ("num_residual_blocks", 0), ("num_mixtures", 1)):
+    _check_positive(f"model.{name}", model[name], minimum)
+  if not isinstance(config.beta, (int, float)) or config.beta < 0:
+    raise ConfigError(f"config.beta = {config.beta!r}; set it to a number >= 0 (paper: 0.25)")
+  derived = latent_channels(config.quantizer, config.num_codebooks, config.codebook_dim)
+  if model.latent_channels not in (0, derived):
+    raise ConfigError(
+        f"config.model.latent_channels = {model.latent_channels} but quantizer"
+        f" {config.quantizer!r} with L = {config.num_codebooks}, D = {config.codebook_dim} needs"
+        f" {derived}; set it to {derived} or 0 (derived)"
+    )
+  if image_shape is not None:
+    codes_per_image(config, image_shape)
+  return VQVAE(
+      quantizer=config.quantizer,
+      num_codebooks=config.num_codebooks,
+      codebook_size=config.codebook_size,
+      codebook_dim=config.codebook_dim,
+      beta=float(config.beta),
+      likelihood=config.likelihood,
+      image_channels=3 if image_shape is None else int(image_shape[-1]),
+      hidden_channels=model.hidden_channels,
+      residual_channels=model.residual_channels,
+      num_downsamples=model.num_downsamples,
+      num_residual_blocks=model.num_residual_blocks,
+      upsample=model.upsample,
+      num_mixtures=model.num_mixtures,
+      codebook_init=model.codebook_init,
+      dtype=model.dtype,
+  )

@@ -1,0 +1,180 @@
+"""The DVQ-VAE: every quantizer x head runs and trains, encode/decode, upsampling, config errors.
+
+Params are drawn with rbg keys: XLA:CPU compiles the threefry bits of a model's init in ~15 s,
+rbg in ~2 s; the forward/backward passes run eagerly, so the op compilations are shared
+between the twelve quantizer x head models instead of one jit compile each.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dvq_jax import defaults
+from dvq_jax import likelihoods
+from dvq_jax import models
+from dvq_jax import objective
+from dvq_jax.errors import ConfigError
+from dvq_jax.models import layers
+
+IMAGE_SHAPE = (8, 8, 3)  # 2 downsamples -> 2x2 latent positions
+
+
+def tiny_config(quantizer: str = "dvq", likelihood: str = "categorical256", **model):
+  """hidden 16, residual 8, one residual block, K=16, L=2, D=4, two mixture components."""
+  config = defaults.learned_prior()
+  defaults.shrink(config)
+  config.quantizer = quantizer
+  config.likelihood = likelihood
+  config.model.num_mixtures = 2
+  config.model.update(model)
+  return config
+
+
+def tiny_images(batch: int = 2, seed: int = 0) -> jax.Array:
+  rng = np.random.default_rng(seed)
+  return jnp.asarray(rng.integers(0, 256, (batch, *IMAGE_SHAPE)), jnp.uint8)
+
+
+def init(model, images, seed: int = 0):
+  return model.init(jax.random.key(seed, impl="rbg"), images)["params"]
+
+
+CODE_SHAPES = {"dvq": (2, 2, 2, 2), "mvq": (2, 2, 2, 2), "vq": (2, 2, 2), "svq": (2, 2, 2)}
+
+
+@pytest.mark.parametrize("likelihood", likelihoods.NAMES)
+@pytest.mark.parametrize("quantizer", models.QUANTIZERS)
+def test_every_quantizer_and_head_runs_and_gets_gradients(quantizer, likelihood):
+  config = tiny_config(quantizer, likelihood)
+  model = models.build_model(config, IMAGE_SHAPE)
+  images = tiny_images()
+  params = init(model, images)
+  num_codebooks = 1 if quantizer == "vq" else 2
+  assert params["quantize"]["codebooks"].shape == (num_codebooks, 16, 4)
+
+  out = jax.eval_shape(model.apply, {"params": params}, images)
+  head_channels = likelihoods.num_head_channels(likelihood, 3, 2)
+  assert out.head.shape == (2, 8, 8, head_channels) and out.head.dtype == jnp.float32
+  assert out.quant.codes.shape == CODE_SHAPES[quantizer]
+  assert out.quant.perplexity.shape == out.quant.usage.shape == (num_codebooks,)
+
+  (loss, aux), grads = jax.value_and_grad(objective.loss_fn, has_aux=True)(params, model, images)
+  assert np.isfinite(loss)
+  assert all(np.all(np.isfinite(v)) for v in aux.values())
+  codebook_grads = np.abs(grads["quantize"]["codebooks"]).sum(axis=(1, 2))
+  assert np.all(codebook_grads > 0), codebook_grads  # every codebook gets a gradient
+  for path, leaf in jax.tree_util.tree_leaves_with_path(grads["encoder"]):
+    assert np.any(leaf != 0), jax.tree_util.keystr(path)
+  assert np.any(grads["decoder"]["Upsample_1"]["Conv_0"]["kernel"] != 0)
+
+
+@pytest.mark.parametrize("quantizer", models.QUANTIZERS)
+def test_encode_then_decode_gives_the_forward_head(quantizer):
+  model = models.build_model(tiny_config(quantizer, "mse"), IMAGE_SHAPE)
+  images = tiny_images()
+  variables = {"params": init(model, images)}
+  out = model.apply(variables, images)
+  codes = model.apply(variables, images, method=model.encode)
+  np.testing.assert_array_equal(codes, out.quant.codes)
+  head = model.apply(variables, codes, method=model.decode)
+  # The forward pass decodes z + stop_gradient(e - z), equal to e up to float32 rounding.
+  np.testing.assert_allclose(head, out.head, atol=1e-5)
+  if quantizer in ("dvq", "mvq"):  # editing one codebook's codes changes the image
+    edited = model.apply(variables, codes.at[..., 1].set((codes[..., 1] + 1) % 16),
+                         method=model.decode)
+    assert np.abs(edited - head).max() > 1e-4
+
+
+def test_bfloat16_compute_keeps_float32_params_and_head():
+  images = tiny_images()
+  f32 = models.build_model(tiny_config(), IMAGE_SHAPE)
+  bf16 = models.build_model(tiny_config(dtype="bfloat16"), IMAGE_SHAPE)
+  params = init(bf16, images)
+  assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params))
+  out = bf16.apply({"params": params}, images)
+  assert out.head.dtype == jnp.float32
+  loss16, _ = objective.loss_fn(params, bf16, images)
+  loss32, _ = objective.loss_fn(params, f32, images)
+  np.testing.assert_allclose(loss16, loss32, rtol=2e-2)
+
+
+def _influence(fn, x):
+  """For every output pixel, the set of input pixels with a non-zero derivative."""
+  jac = jax.jacfwd(lambda v: fn(v)[0])(x)  # (H_out, W_out, C_out, 1, H, W, C_in)
+  mask = np.abs(np.asarray(jac)).sum(axis=(2, 3, 6)) > 0  # (H_out, W_out, H, W)
+  return {(i, j): set(map(tuple, np.argwhere(mask[i, j]).tolist()))
+          for i in range(mask.shape[0]) for j in range(mask.shape[1])}
+
+
+def test_subpixel_and_transpose_upsampling_shapes_and_receptive_fields():
+  """Both 2x stages give (B, 2h, 2w, F); output pixel (2m+a, 2n+b) of the subpixel stage sees
+  the 3x3 input neighbourhood of (m, n), the transposed conv a 2x2 block inside it."""
+  x = jax.random.normal(jax.random.key(0), (1, 4, 4, 3))
+  fields = {}
+  for method in layers.UPSAMPLES:
+    layer = layers.Upsample(5, method)
+    params = layer.init(jax.random.key(1, impl="rbg"), x)
+    assert layer.apply(params, x).shape == (1, 8, 8, 5)
+    fields[method] = _influence(lambda v, layer=layer, params=params: layer.apply(params, v), x)
+
+  def clip(rows, cols):
+    return {(r, c) for r in rows for c in cols if 0 <= r < 4 and 0 <= c < 4}
+
+  for (i, j), sub in fields["subpixel"].items():
+    m, n = i // 2, j // 2
+    assert sub == clip(range(m - 1, m + 2), range(n - 1, n + 2))
+    rows = (m - 1, m) if i % 2 == 0 else (m, m + 1)
+    cols = (n - 1, n) if j % 2 == 0 else (n, n + 1)
+    assert fields["transpose"][i, j] == clip(rows, cols)
+    assert fields["transpose"][i, j] <= sub
+
+
+def test_subpixel_decoder_sees_every_latent_the_transposed_decoder_sees():
+  latents = jax.random.normal(jax.random.key(0), (1, 4, 4, 8))
+  fields = {}
+  for method in layers.UPSAMPLES:
+    model = models.build_model(tiny_config(likelihood="mse", upsample=method), (16, 16, 3))
+    params = model.init(jax.random.key(1, impl="rbg"), jnp.zeros((1, 16, 16, 3), jnp.uint8))
+    decode = lambda z, model=model, params=params: model.apply(
+        params, z, method=lambda m, z: m.decoder(z))
+    assert decode(latents).shape == (1, 16, 16, 3)
+    # Influence of the latents on output rows/columns 6..9 (around the centre).
+    window = lambda z, decode=decode: decode(z)[:, 6:10, 6:10]
+    fields[method] = _influence(window, latents)
+  for pixel, tr in fields["transpose"].items():
+    assert tr <= fields["subpixel"][pixel], pixel
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("quantizer", "dq", "config.quantizer = 'dq' is unknown"),
+    ("likelihood", "gaussian", "config.likelihood = 'gaussian' is unknown"),
+    ("model.upsample", "nearest", "config.model.upsample = 'nearest' is unknown"),
+    ("model.dtype", "float16", "config.model.dtype = 'float16' is unknown"),
+    ("model.codebook_init", "zeros", "config.model.codebook_init = 'zeros' is unknown"),
+    ("model.latent_channels", 4, r"latent_channels = 4 .* needs 8; set it to 8 or 0"),
+    ("model.num_downsamples", 0, r"config.model.num_downsamples = 0; set it to an integer >= 1"),
+    ("codebook_size", 0, r"config.codebook_size = 0; set it to an integer >= 1"),
+])
+def test_bad_config_raises_one_line_config_error(field, value, message):
+  config = tiny_config()
+  section, _, name = field.rpartition(".")
+  (config.model if section else config)[name] = value
+  with pytest.raises(ConfigError, match=message) as error:
+    models.build_model(config)
+  assert "\n" not in str(error.value)
+
+
+def test_image_shape_errors_name_the_fix():
+  with pytest.raises(ConfigError, match=r"10x10 do not divide by 2\^config.model.num_downsamples"):
+    models.build_model(tiny_config(), (10, 10, 3))
+  config = tiny_config("svq")
+  config.num_codebooks = 3
+  with pytest.raises(ConfigError, match="choose a num_codebooks that divides 4"):
+    models.build_model(config, IMAGE_SHAPE)
+
+
+def test_latent_channels_set_to_the_derived_value_is_accepted():
+  assert models.build_model(tiny_config(latent_channels=8)).quantizer == "dvq"
+  config = tiny_config("mvq", latent_channels=4)
+  assert models.build_model(config, (8, 8, 1)).image_channels == 1
