@@ -1,0 +1,84 @@
+"""The training loss of the DVQ-VAE and the per-batch sums its evaluation accumulates.
+
+Both are pure functions of `(params, model, images)`; `params` is the `"params"` collection,
+`model.init(key, images)["params"]`, and the model a `VQVAE` from `models.build_model`.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from dvq_jax import likelihoods
+from dvq_jax import metrics
+from dvq_jax.models import VQVAE
+from dvq_jax.models import codes_by_codebook
+from dvq_jax.models import codes_per_image
+
+__all__ = ["codes_per_image", "eval_stats", "loss_fn"]
+
+
+def loss_fn(params, model: VQVAE, images: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Loss of one batch and its diagnostics, for `jax.value_and_grad(loss_fn, has_aux=True)`.
+
+  loss = mean over images of `likelihoods.train_loss` / (H*W*C) + quantizer loss
+  (codebook_loss + beta * commitment_loss, paper Eq. 4). Dividing by H*W*C makes the
+  reconstruction term nats per subpixel (for mse: the mean squared error in [-1, 1] units), so
+  its scale against the quantizer loss and the learning rate do not depend on the resolution.
+
+  Args:
+    params: the model's `"params"` collection.
+    model: the VQVAE.
+    images: uint8 `(batch, height, width, C)`.
+
+  Returns:
+    `(loss, aux)`: loss a float32 scalar; aux float32 `recon_bits_per_dim` (batch mean of the
+    head's NLL), `vq_loss`, `codebook_loss`, `commitment_loss` scalars and `perplexity`,
+    `usage` `(L,)` over the batch (`(1,)` for vq).
+  """
+  out = model.apply({"params": params}, images)
+  dims = images.shape[1] * images.shape[2] * images.shape[3]
+  train = likelihoods.train_loss(model.likelihood, out.head, images)
+  nll = likelihoods.nll(model.likelihood, out.head, images)
+  loss = jnp.mean(train) / dims + out.quant.loss
+  aux = {
+      "recon_bits_per_dim": metrics.recon_bits_per_dim(jnp.mean(nll), dims),
+      "vq_loss": out.quant.loss,
+      "codebook_loss": out.quant.codebook_loss,
+      "commitment_loss": out.quant.commitment_loss,
+      "perplexity": out.quant.perplexity,
+      "usage": out.quant.usage,
+  }
+  return loss, jax.tree.map(lambda x: x.astype(jnp.float32), aux)
+
+
+def eval_stats(params, model: VQVAE, images: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
+  """Sums over the real (mask = 1) images of a padded batch, to add up over a whole test set.
+
+  Args:
+    params: the model's `"params"` collection.
+    model: the VQVAE.
+    images: uint8 `(batch, height, width, C)`.
+    mask: `(batch,)` bool or 0/1; padding examples (0) count nowhere.
+
+  Returns:
+    float32 `nll_nats` (NLL summed over images and subpixels), `sq_error` (squared error of
+    `likelihoods.mean_image` in [0, 255] units, summed likewise), `count` (number of images)
+    scalars and `code_counts` `(L, K)` (`(1, K)` for vq): how often each code of each codebook
+    was chosen. Over a test set: bits/dim = `metrics.recon_bits_per_dim(nll_nats, count*H*W*C)`,
+    PSNR = `metrics.psnr_from_mse(sq_error / (count*H*W*C))`, `metrics.usage_from_counts` and
+    `metrics.perplexity_from_counts` of code_counts.
+  """
+  out = model.apply({"params": params}, images)
+  weight = jnp.asarray(mask).astype(jnp.float32)
+  nll = likelihoods.nll(model.likelihood, out.head, images)
+  recon = likelihoods.mean_image(model.likelihood, out.head, images.shape[-1])
+  sq_error = jnp.sum(jnp.square(recon - images.astype(jnp.float32)), axis=(1, 2, 3))
+  num_codebooks = 1 if model.quantizer == "vq" else model.num_codebooks
+  codes = codes_by_codebook(model.quantizer, out.quant.codes, num_codebooks)  # (B, N, L)
+  code_counts = jnp.zeros((num_codebooks, model.codebook_size), jnp.float32).at[
+      jnp.arange(num_codebooks), codes].add(jnp.broadcast_to(weight[:, None, None], codes.shape))
+  return {
+      "nll_nats": jnp.sum(weight * nll),
+      "sq_error": jnp.sum(weight * sq_error),
+      "count": jnp.sum(weight),
+      "code_counts": code_counts,
+  }
