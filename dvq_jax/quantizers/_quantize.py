@@ -57,7 +57,7 @@ def _quantize_one(x: jax.Array, codebook: jax.Array) -> _Single:
   """Quantizes `(N, D)` vectors with one `(K, D)` codebook."""
   sg = jax.lax.stop_gradient
   codes = nearest_codes(sg(x), sg(codebook))
-  chosen = jnp.take(codebook, codes, axis=0)
+  chosen = jnp.take(codebook, codes, axis=0, mode="clip")  # in range: no out-of-range select
   counts = jnp.zeros(codebook.shape[0], jnp.float32).at[codes].add(1.0)
   probs = counts / codes.shape[0]
   return _Single(
