@@ -110,18 +110,19 @@ def _autoregressive_means(means: jax.Array, coeffs: jax.Array,
                           previous: jax.Array | None = None) -> jax.Array:
   """Means `(..., C, M)` with channel c shifted by sum_{j<c} coeff_(c,j) * previous_j.
 
-  `previous` `(..., C, M)` or `(..., C, 1)` holds the earlier channels' values; None uses the
-  shifted means themselves (the component's expected values).
+  `previous` `(..., C, M)` or `(..., C, 1)` holds the earlier channels' values. None gives each
+  component's expected values instead: every mean is clipped to [-1, 1] -- a component centred
+  outside the range puts its mass on the edge bin -- and then shifts the later channels.
   """
-  shifted = [means[..., 0, :]]
+  shifted = []
   pair = 0
-  for c in range(1, means.shape[-2]):
+  for c in range(means.shape[-2]):
     mean = means[..., c, :]
     for j in range(c):
       earlier = shifted[j] if previous is None else previous[..., j, :]
       mean = mean + coeffs[..., pair, :] * earlier
       pair += 1
-    shifted.append(mean)
+    shifted.append(mean if previous is not None else jnp.clip(mean, -1.0, 1.0))
   return jnp.stack(shifted, axis=-2)
 
 
@@ -204,9 +205,11 @@ def mean_image(name: str, head: jax.Array, image_channels: int = 3) -> jax.Array
   """The reconstruction shown in figures and scored by PSNR: float32 `(batch, H, W, C)` in [0, 255].
 
   categorical256: the expected value sum_v p(v) * v (smoother and higher PSNR than the argmax).
-  logistic_mixture: the mixture-weighted mean of the (continuous) logistics, each channel's
-    mean shifted by its coefficients times the earlier channels' means within the same
-    component (exact for the un-discretized mixture), clipped to [0, 255].
+  logistic_mixture: the mixture-weighted mean of the components, each component's channel
+    mean clipped to the data range and then shifting the later channels by its coefficients.
+    Exact for components well inside the range; the clip keeps a rarely chosen component whose
+    mean has drifted far outside (free to do so: the NLL barely sees it) from dragging the
+    image.
   mse: the mean mu mapped from [-1, 1], clipped to [0, 255].
 
   Args:

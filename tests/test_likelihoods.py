@@ -123,6 +123,18 @@ def test_logistic_mixture_joint_over_two_channels_is_normalised_and_has_the_docu
   np.testing.assert_allclose(mean.reshape(2), expected_mean, atol=0.05)
 
 
+def test_logistic_mean_image_is_not_dragged_by_an_unlikely_far_component():
+  """M=2, C=1: weight ~5e-5 on a component centred at 1e4 moves the exact mean by < 0.01."""
+  images = _all_values(1)
+  # Layout per mixture [logit | mean | log scale], M = 2 columns.
+  split = np.array([[10.0, 0.0], [0.1, 1e4], [-3.0, -3.0]], np.float32)
+  head = np.broadcast_to(split.reshape(-1), (256, 1, 1, 6))
+  probs = np.exp(-np.asarray(likelihoods.nll("logistic_mixture", head, images), np.float64))
+  expected = (probs * np.arange(256)).sum()
+  mean = likelihoods.mean_image("logistic_mixture", head[:1], image_channels=1)
+  np.testing.assert_allclose(mean.reshape(()), expected, atol=0.05)
+
+
 @pytest.mark.parametrize("mean", [0.2, -0.97, 1.3])
 def test_mse_nll_is_a_normalised_discrete_gaussian(mean):
   images = _all_values(1)
