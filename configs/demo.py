@@ -16,7 +16,8 @@ def get_config(arg=None):
   config.dataset = "demo"
   config.likelihood = "logistic_mixture"
   config.batch_size = 32
-  config.num_train_steps = 1_000
+  config.num_train_steps = 1_500
+  config.learning_rate = 1e-3
   config.codebook_size = 64
   config.num_codebooks = 4
   config.codebook_dim = 4
@@ -24,7 +25,7 @@ def get_config(arg=None):
   config.model.residual_channels = 32
   config.model.num_mixtures = 5
   config.log_every_steps = 50
-  config.eval_every_steps = 500
+  config.eval_every_steps = 750
   config.checkpoint_every_steps = 500
   if arg.small:
     defaults.shrink(config)
