@@ -23,6 +23,7 @@ used during the whole run is printed.
 
 import argparse
 import datetime
+import functools
 import importlib.metadata
 import os
 import platform
@@ -109,8 +110,8 @@ def make_vqtorch(num_codebooks: int, dim: int, size: int, codebooks: np.ndarray)
   return vq.train()
 
 
-def torch_fns(impl: Callable, codebooks: torch.Tensor | None):
-  """forward (no autograd graph) and forward+backward closures for a torch implementation."""
+def torch_fns(impl: Callable, codebooks: torch.Tensor):
+  """Forward (no autograd graph) and forward+backward (gradients w.r.t. z and the codebooks)."""
 
   def forward(z):
     with torch.no_grad():
@@ -118,13 +119,11 @@ def torch_fns(impl: Callable, codebooks: torch.Tensor | None):
 
   def forward_backward(z):
     z = z.detach().requires_grad_(True)
-    params = [z] + ([codebooks] if codebooks is not None else [])
-    for p in params[1:]:
-      p.grad = None
+    codebooks.grad = None
     out = impl(z)
     value = out[0].sum() + out[2]
     value.backward()
-    return value, [p.grad for p in params]
+    return value, z.grad, codebooks.grad
 
   return forward, forward_backward
 
@@ -227,21 +226,21 @@ def main():
   z_t = torch.from_numpy(z_np)
   codebooks_t = torch.from_numpy(codebooks_np.copy()).requires_grad_(True)
 
+  # name -> (zero-argument call, function that blocks until its result is computed)
   forward, backward = {}, {}
-  block_jax = jax.block_until_ready
   for name, impl in [("dvq_jax", jax_dvq), ("plain JAX (vmap, argmin)", jax_plain_dvq)]:
     fwd, fwd_bwd = jax_fns(impl)
-    forward[name] = (lambda f=fwd: f(z, codebooks), block_jax)
-    backward[name] = (lambda f=fwd_bwd: f(z, codebooks), block_jax)
-  fwd, fwd_bwd = torch_fns(lambda x: torch_plain_dvq(x, codebooks_t), codebooks_t)
-  forward["plain PyTorch"] = (lambda: fwd(z_t), lambda out: out)
-  backward["plain PyTorch"] = (lambda: fwd_bwd(z_t), lambda out: out)
+    forward[name] = (functools.partial(fwd, z, codebooks), jax.block_until_ready)
+    backward[name] = (functools.partial(fwd_bwd, z, codebooks), jax.block_until_ready)
+  torch_impls = {"plain PyTorch": (functools.partial(torch_plain_dvq, codebooks=codebooks_t), codebooks_t)}
   if with_vqtorch:
     vq = make_vqtorch(levels, dim, size, codebooks_np)
-    embed = vq._codebook.embed  # the learnable (L, K, D) codebooks
-    fwd, fwd_bwd = torch_fns(lambda x: vq(x[None]), embed)
-    forward["vector-quantize-pytorch"] = (lambda: fwd(z_t), lambda out: out)
-    backward["vector-quantize-pytorch"] = (lambda: fwd_bwd(z_t), lambda out: out)
+    # vq._codebook.embed: the learnable (L, K, D) codebooks
+    torch_impls["vector-quantize-pytorch"] = (lambda x: vq(x[None]), vq._codebook.embed)
+  for name, (impl, params) in torch_impls.items():
+    fwd, fwd_bwd = torch_fns(impl, params)
+    forward[name] = (functools.partial(fwd, z_t), lambda out: out)
+    backward[name] = (functools.partial(fwd_bwd, z_t), lambda out: out)
 
   # Codes first (also compiles and warms every implementation).
   ref = np.asarray(forward["dvq_jax"][0]()[1])
