@@ -10,15 +10,15 @@ respect to z and the codebooks) on the same data, in one process, against:
   the textbook formulation, to show what dvq_jax's kernel adds;
 * a 4096^3 fp32 matmul in torch and in JAX (the machine's GEMM peak).
 
-Implementations run interleaved, each call after a short pause (so that one library's spinning
-worker threads do not eat into the next one's time). The machine may be shared, and PyTorch's
-OpenMP threads slow down several-fold when another process takes a core, so every call also
-records whether any other process used CPU meanwhile; the reported time is the minimum over the
-quiet calls (over all calls, marked '*', if none was quiet), and the CPU time other processes
-used during the whole run is printed.
+Implementations take turns; in each turn one is called once untimed after a short pause, then
+timed over a few back-to-back calls (steady state, as in a training loop). The machine may be
+shared, and PyTorch's OpenMP threads slow down several-fold when another process takes a core,
+so every call also records whether any other process used CPU meanwhile; the reported time is
+the minimum over the quiet calls (over all calls, marked '*', if none was quiet), and the CPU time
+other processes used during the whole run is printed.
 
     python benchmarks/quantizer_bench.py                 # setting S1: N=8192, L=8, D=32, K=512
-    python benchmarks/quantizer_bench.py --setting S2    # N=32768, K=4096 (no vector-quantize-pytorch)
+    python benchmarks/quantizer_bench.py --setting S2    # N=32768, K=4096, no vq-pytorch
 """
 
 import argparse
@@ -39,14 +39,18 @@ from vector_quantize_pytorch import VectorQuantize
 
 from dvq_jax.quantizers import depthwise_quantize
 
-# name -> (N vectors, L codebooks, D per codebook, K codes per codebook, run vector-quantize-pytorch)
+# name -> (N vectors, L codebooks, D per codebook, K codes per codebook, with vq-pytorch)
 SETTINGS = {
     "S1": (8192, 8, 32, 512, True),
     # vector-quantize-pytorch would hold several (L, N, K) float32/int64 tensors of 4-8 GiB each.
     "S2": (32768, 8, 32, 4096, False),
 }
 BETA = 0.25
+# Each turn: a pause (so that the previous library's worker threads go idle), one untimed call
+# (after a pause, thread pools and caches are cold: XLA:CPU calls then take ~2x longer), then
+# CALLS_PER_TURN timed calls back-to-back, as in a training loop.
 PAUSE_S = 0.05
+CALLS_PER_TURN = 3
 # A timed call is "quiet" if other processes used at most this much CPU during it.
 QUIET_CPU_S = 0.02
 
@@ -154,14 +158,19 @@ class OtherLoad:
             f" load average {os.getloadavg()[0]:.2f}")
 
 
-def timed(fn: Callable, *args, block: Callable = lambda out: out) -> tuple[float, bool]:
-  """Seconds for one call, and whether no other process ran meanwhile (kernel ticks are 10 ms)."""
+def timed(fn: Callable, *args, block: Callable = lambda out: out) -> list[tuple[float, bool]]:
+  """Seconds for each of CALLS_PER_TURN back-to-back calls after a pause and an untimed call,
+  and whether no other process ran meanwhile (the kernel's CPU accounting ticks are 10 ms)."""
   time.sleep(PAUSE_S)
-  others = OtherLoad()
-  start = time.perf_counter()
   block(fn(*args))
-  elapsed = time.perf_counter() - start
-  return elapsed, others.other_cpu_s() <= QUIET_CPU_S
+  samples = []
+  for _ in range(CALLS_PER_TURN):
+    others = OtherLoad()
+    start = time.perf_counter()
+    block(fn(*args))
+    elapsed = time.perf_counter() - start
+    samples.append((elapsed, others.other_cpu_s() <= QUIET_CPU_S))
+  return samples
 
 
 def best_time(samples: list[tuple[float, bool]]) -> float:
@@ -182,8 +191,8 @@ def gemm_peak(repeats: int) -> dict[str, float]:
   torch.mm(ta, tb)
   times = {"torch": [], "jax": []}
   for _ in range(repeats):
-    times["torch"].append(timed(torch.mm, ta, tb))
-    times["jax"].append(timed(jdot, ja, jb, block=jax.block_until_ready))
+    times["torch"] += timed(torch.mm, ta, tb)
+    times["jax"] += timed(jdot, ja, jb, block=jax.block_until_ready)
   return {k: 2 * n**3 / best_time(v) / 1e9 for k, v in times.items()}
 
 
@@ -206,13 +215,14 @@ def code_disagreements(name: str, codes: np.ndarray, ref: np.ndarray, x: np.ndar
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--setting", choices=sorted(SETTINGS), default="S1")
-  parser.add_argument("--repeats", type=int, default=25)
-  parser.add_argument("--gemm-repeats", type=int, default=7)
+  parser.add_argument("--repeats", type=int, default=10)
+  parser.add_argument("--gemm-repeats", type=int, default=3)
   args = parser.parse_args()
   num, levels, dim, size, with_vqtorch = SETTINGS[args.setting]
 
-  print(f"# quantizer_bench {args.setting}: N={num} vectors, L={levels}, D={dim} (L*D={levels * dim}),"
-        f" K={size}, beta={BETA}; {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+  now = datetime.datetime.now(datetime.timezone.utc)
+  print(f"# quantizer_bench {args.setting}: N={num} vectors, L={levels}, D={dim}"
+        f" (L*D={levels * dim}), K={size}, beta={BETA}; {now:%Y-%m-%d %H:%M} UTC")
   print(f"# {platform.processor() or platform.machine()}, {psutil.cpu_count()} CPUs,"
         f" {psutil.virtual_memory().total / 2**30:.0f} GiB; python {platform.python_version()},"
         f" jax {jax.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads),"
@@ -232,7 +242,8 @@ def main():
     fwd, fwd_bwd = jax_fns(impl)
     forward[name] = (functools.partial(fwd, z, codebooks), jax.block_until_ready)
     backward[name] = (functools.partial(fwd_bwd, z, codebooks), jax.block_until_ready)
-  torch_impls = {"plain PyTorch": (functools.partial(torch_plain_dvq, codebooks=codebooks_t), codebooks_t)}
+  plain = functools.partial(torch_plain_dvq, codebooks=codebooks_t)
+  torch_impls = {"plain PyTorch": (plain, codebooks_t)}
   if with_vqtorch:
     vq = make_vqtorch(levels, dim, size, codebooks_np)
     # vq._codebook.embed: the learnable (L, K, D) codebooks
@@ -253,22 +264,27 @@ def main():
   for fn, block in backward.values():
     block(fn())
 
-  times = {(kind, name): [] for kind, fns in (("fwd", forward), ("fwd+bwd", backward)) for name in fns}
+  kinds = (("fwd", forward), ("fwd+bwd", backward))
+  times = {(kind, name): [] for kind, fns in kinds for name in fns}
   for _ in range(args.repeats):
-    for kind, fns in (("fwd", forward), ("fwd+bwd", backward)):
+    for kind, fns in kinds:
       for name, (fn, block) in fns.items():
-        times[kind, name].append(timed(fn, block=block))
+        times[kind, name] += timed(fn, block=block)
   peak = gemm_peak(args.gemm_repeats)
   best = {key: best_time(samples) for key, samples in times.items()}
 
   flops = 2 * num * size * levels * dim
   machine_peak = max(peak.values())
-  print(f"# fp32 GEMM peak (4096^3, best of {args.gemm_repeats}): torch {peak['torch']:.0f} GFLOP/s,"
+  print(f"# fp32 GEMM peak (4096^3, best of {CALLS_PER_TURN * args.gemm_repeats}):"
+        f" torch {peak['torch']:.0f} GFLOP/s,"
         f" jax {peak['jax']:.0f} GFLOP/s")
-  print(f"# ms over {args.repeats} interleaved repeats: min over the quiet ones (no other process ran;"
+  print(f"# ms over {args.repeats} interleaved turns of {CALLS_PER_TURN} calls:"
+        f" min over the quiet calls"
+        f" (no other process ran;"
         f" '*' = none was quiet, min over all), median over all, [quiet count]."
         f" Distance GEMM = {flops / 1e9:.2f} GFLOP")
-  print(f"{'implementation':26s} {'fwd':>22s} {'fwd+bwd':>22s}  {'fwd GFLOP/s':>11s} {'% of peak':>9s}")
+  print(f"{'implementation':26s} {'fwd':>22s} {'fwd+bwd':>22s}"
+        f"  {'fwd GFLOP/s':>11s} {'% of peak':>9s}")
   for name in forward:
     cells = []
     for kind in ("fwd", "fwd+bwd"):

@@ -1,4 +1,4 @@
-"""Peak memory of `depthwise_quantize` forward at a size where an (L, N, K) distance matrix is absurd.
+"""Peak memory of `depthwise_quantize` forward where an (L, N, K) distance matrix cannot exist.
 
 N = 1,048,576 vectors, L = 8 codebooks of K = 65,536 codes, D = 4 (so z is (N, 32) float32,
 128 MiB). The full distance matrix would be L*N*K*4 bytes = 2 TiB; the nearest-code kernel
@@ -37,7 +37,8 @@ def main():
   args = parser.parse_args()
   num, levels, size, dim = args.vectors, args.codebooks, args.codes, args.dim
   print(f"# quantizer_memory: N={num} vectors, L={levels}, K={size}, D={dim};"
-        f" {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {psutil.cpu_count()} CPUs,"
+        f" {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC;"
+        f" {psutil.cpu_count()} CPUs,"
         f" python {platform.python_version()}, jax {jax.__version__}")
 
   key_z, key_e = jax.random.split(jax.random.key(0))
@@ -56,7 +57,8 @@ def main():
   distances = num * levels * size
   print(f"full distance matrix would be {4 * distances / 2**40:.3f} TiB")
   print(f"compile {compile_s:.1f} s; forward {run_s:.1f} s"
-        f" ({distances / run_s / 1e9:.2f} G distances/s, {2 * distances * dim / run_s / 1e9:.1f} GFLOP/s)")
+        f" ({distances / run_s / 1e9:.2f} G distances/s,"
+        f" {2 * distances * dim / run_s / 1e9:.1f} GFLOP/s)")
   print(f"peak RSS {peak / 2**30:.2f} GiB (before the forward call: {rss_before / 2**30:.2f} GiB);"
         f" limit {LIMIT_BYTES / 1e9:.0f} GB: {'OK' if peak < LIMIT_BYTES else 'EXCEEDED'}")
   print(f"codes {out.codes.shape}, perplexity {np.round(np.asarray(out.perplexity), 1).tolist()}")

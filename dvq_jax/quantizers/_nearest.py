@@ -34,7 +34,9 @@ def _block_rows(num_rows: int, codebook_size: int) -> int:
   return max(1, min(num_rows, _TILE_BYTES // (4 * codebook_size)))
 
 
-def _search_block(rows: jax.Array, minus_two_e_t: jax.Array, e_sq: jax.Array, precision) -> jax.Array:
+def _search_block(
+    rows: jax.Array, minus_two_e_t: jax.Array, e_sq: jax.Array, precision
+) -> jax.Array:
   """`(R, D)` rows -> `(R,)` int32 index of the smallest ||e||^2 - 2 x.e (lowest on ties)."""
   scores = jnp.dot(rows, minus_two_e_t, precision=precision) + e_sq
   row_min = jnp.min(scores, axis=-1, keepdims=True)
