@@ -34,12 +34,12 @@ def write_png(path: epath.PathLike, image: np.ndarray) -> None:
 def write_usage_plot(path: epath.PathLike, usage: np.ndarray, perplexity: np.ndarray,
                      codebook_size: int, title: str) -> None:
   """Bar chart of each codebook's usage (fraction of K used) and perplexity over the test set."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  # A bare Figure, not pyplot: switching pyplot's backend would break inline plots in notebooks.
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
 
   index = np.arange(len(usage))
-  fig, (ax_usage, ax_perp) = plt.subplots(1, 2, figsize=(8, 3))
+  fig = Figure(figsize=(8, 3))
+  ax_usage, ax_perp = fig.subplots(1, 2)
   ax_usage.bar(index, usage)
   ax_usage.set(xlabel="codebook", ylabel="fraction of K used", ylim=(0, 1.05), xticks=index)
   ax_perp.bar(index, perplexity)
@@ -50,5 +50,4 @@ def write_usage_plot(path: epath.PathLike, usage: np.ndarray, perplexity: np.nda
   fig.tight_layout()
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png", dpi=100)
-  plt.close(fig)
   epath.Path(path).write_bytes(buffer.getvalue())

@@ -108,6 +108,11 @@ def nearest_codes(
   >>> nearest_codes(jnp.array([[0.9, 0.8], [0.5, 0.5]]), jnp.array([[0., 0.], [1., 1.]])).tolist()
   [1, 0]
   """
+  if x.ndim != 2 or codebook.ndim != 2 or x.shape[1] != codebook.shape[1]:
+    raise ValueError(
+        f"nearest_codes needs x (N, D) and codebook (K, D) with the same D, got shapes"
+        f" {x.shape} and {codebook.shape}"
+    )
   if codebook.shape[0] > _MAX_CODEBOOK_SIZE:
     raise ValueError(
         f"codebook size K = {codebook.shape[0]} exceeds {_MAX_CODEBOOK_SIZE}, the largest"
