@@ -46,7 +46,8 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   return optax.adam(schedule)
 
 
-def _train_step(state, images, *, model, tx):
+def train_step(state, images, *, model, tx):
+  """One Adam step on a batch of uint8 images: (state, images) -> (state, metrics)."""
   (loss, aux), grads = jax.value_and_grad(objective.loss_fn, has_aux=True)(
       state["params"], model, images)
   updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
@@ -129,7 +130,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # ---------------------------------------------------------------- compiled steps
   train_step = jax.jit(
-      functools.partial(_train_step, model=model, tx=tx),
+      functools.partial(train_step, model=model, tx=tx),
       in_shardings=(state_sharding, sharding.batch_sharding(mesh)),
       out_shardings=(state_sharding, sharding.replicated(mesh)),
       donate_argnums=0,
