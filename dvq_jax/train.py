@@ -129,7 +129,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       f" {jax.process_count()} processes, starting at step {start_step}")
 
   # ---------------------------------------------------------------- compiled steps
-  train_step = jax.jit(
+  step_fn = jax.jit(
       functools.partial(train_step, model=model, tx=tx),
       in_shardings=(state_sharding, sharding.batch_sharding(mesh)),
       out_shardings=(state_sharding, sharding.replicated(mesh)),
@@ -152,7 +152,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   try:
     for step in range(start_step + 1, config.num_train_steps + 1):
       images = sharding.global_batch(mesh, next(batches))
-      state, metrics = train_step(state, images)
+      state, metrics = step_fn(state, images)
       window.append((step, metrics))
       progress.update(1)
       stopping = stop.should_stop(step)
