@@ -100,8 +100,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   validation.check_devices(config)
   validation.check_workdir(workdir)
   data = data_lib.load(config)
-  validation.check_image_shape(config, data.image_shape)
-  model = models.build_model(config, data.image_shape)
+  model = models.build_model(config, data.image_shape)  # also checks the image size fits
   log = logging.info if jax.process_index() else print
   workdir_path = epath.Path(workdir)
   if jax.process_index() == 0:

@@ -97,19 +97,3 @@ def check_workdir(workdir: str) -> None:
         " directory you can write to"
     ) from None
 
-
-def check_image_shape(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]) -> None:
-  """Image size must survive the downsampling, and SVQ needs h*w divisible by L."""
-  height, width, _ = image_shape
-  factor = 2 ** config.model.num_downsamples
-  if height % factor or width % factor:
-    raise ConfigError(
-        f"images of {height}x{width} ({config.dataset}) are not divisible by 2**"
-        f"model.num_downsamples = {factor}; lower config.model.num_downsamples or resize the data"
-    )
-  positions = (height // factor) * (width // factor)
-  if config.quantizer == "svq" and positions % config.num_codebooks:
-    raise ConfigError(
-        f"svq splits the {positions} latent positions into config.num_codebooks ="
-        f" {config.num_codebooks} groups; choose num_codebooks dividing {positions}"
-    )

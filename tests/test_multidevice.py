@@ -56,7 +56,8 @@ def _train_records(workdir: pathlib.Path) -> list[dict]:
 def _assert_same_run(one: pathlib.Path, other: pathlib.Path) -> None:
   flat_one, flat_other = (jax_leaves(_params(w)) for w in (one, other))
   for a, b in zip(flat_one, flat_other, strict=True):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    # Sums over the batch run in another order on 8 devices: equal to float32 rounding.
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
   for a, b in zip(_train_records(one), _train_records(other), strict=True):
     # Codebook statistics are over the global batch, so they match the 1-device run.
     np.testing.assert_allclose(a["train/perplexity"], b["train/perplexity"], rtol=1e-5)
