@@ -44,46 +44,8 @@ Invalid settings end with one `error:` line and exit code 2, before any command 
 EOF
 }
 
-die() {
-  printf 'error: %s\n' "$1" >&2
-  exit 2
-}
-
-# Prints the words as one line that a POSIX shell splits back into the same words.
-quote_line() {
-  local word flag escaped line=""
-  for word in "$@"; do
-    flag=""
-    if [[ "${word}" =~ ^--[A-Za-z0-9.-]+= ]]; then
-      flag=${BASH_REMATCH[0]}
-      word=${word#"${flag}"}
-    fi
-    if [[ "${word}" =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
-      line+="${flag}${word} "
-    else
-      escaped=${word//\'/\'\\\'\'}
-      line+="${flag}'${escaped}' "
-    fi
-  done
-  printf '%s\n' "${line% }"
-}
-
-# Runs one command, or only prints it under --dry-run; real runs echo it to stderr first.
-run() {
-  if [[ "${dry_run}" == true ]]; then
-    quote_line "$@"
-    return 0
-  fi
-  printf '+ %s\n' "$(quote_line "$@")" >&2
-  "$@"
-}
-
-# Quotes each word for the workers' bash with printf %q (no string is ever re-parsed locally).
-remote_words() {
-  local quoted
-  printf -v quoted '%q ' "$@"
-  printf '%s' "${quoted% }"
-}
+# shellcheck source=_common.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 
 default_runtime() {
   case "$1" in

