@@ -12,11 +12,7 @@ from etils import epath
 
 from dvq_jax.errors import ConfigError
 
-QUANTIZERS = ("dvq", "mvq", "vq", "svq")
-LIKELIHOODS = ("categorical256", "logistic_mixture", "mse")
 LR_SCHEDULES = ("constant", "cosine")
-UPSAMPLES = ("subpixel", "transpose")
-DTYPES = ("float32", "bfloat16")
 
 
 def _choice(config, field: str, choices: tuple[str, ...]) -> None:
@@ -36,36 +32,26 @@ def _at_least(config, field: str, minimum: int) -> None:
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-  """Checks the fields of a learned-prior config on their own (no IO, no devices)."""
+  """Checks the fields of a learned-prior config on their own (no IO, no devices).
+
+  The model's fields (quantizer, likelihood, L, K, D, widths, beta, latent_channels) are
+  checked by `models.build_model`, the data set's name by `data.check_dataset_name`; the
+  training fields here.
+  """
   from dvq_jax import data  # pylint: disable=g-import-not-at-top
+  from dvq_jax import models  # pylint: disable=g-import-not-at-top
 
   data.check_dataset_name(config.dataset)
-  _choice(config, "quantizer", QUANTIZERS)
-  _choice(config, "likelihood", LIKELIHOODS)
+  models.build_model(config)
   _choice(config, "lr_schedule", LR_SCHEDULES)
-  _choice(config, "model.upsample", UPSAMPLES)
-  _choice(config, "model.dtype", DTYPES)
-  for field in ("num_codebooks", "codebook_size", "codebook_dim", "batch_size", "num_train_steps",
-                "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
-                "keep_checkpoints", "model.hidden_channels", "model.residual_channels",
-                "model.num_downsamples", "model.num_mixtures"):
+  for field in ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps",
+                "checkpoint_every_steps", "keep_checkpoints"):
     _at_least(config, field, 1)
   for field in ("eval_batch_size", "max_eval_examples", "warmup_steps", "num_recon_images",
-                "model.num_residual_blocks", "model.latent_channels", "grain_workers"):
+                "grain_workers"):
     _at_least(config, field, 0)
   if not config.learning_rate > 0:
     raise ConfigError(f"config.learning_rate = {config.learning_rate!r} must be > 0, e.g. 2e-4")
-  if not config.beta >= 0:
-    raise ConfigError(f"config.beta = {config.beta!r} must be >= 0 (the paper uses 0.25)")
-  latent = config.model.latent_channels
-  derived = config.num_codebooks * config.codebook_dim if config.quantizer == "dvq" else (
-      config.codebook_dim)
-  if latent and latent != derived:
-    what = "L*D = num_codebooks*codebook_dim" if config.quantizer == "dvq" else "D = codebook_dim"
-    raise ConfigError(
-        f"config.model.latent_channels = {latent} but quantizer {config.quantizer!r} needs {what}"
-        f" = {derived}; set it to {derived} or 0 (derived)"
-    )
 
 
 def check_devices(config: ml_collections.ConfigDict) -> None:

@@ -1,6 +1,5 @@
 """Every config file loads, with and without its `:small` variant, and passes validation."""
 
-import pathlib
 
 import pytest
 

@@ -1,6 +1,5 @@
 """Reliability: kill -9 and SIGTERM mid-run, damaged checkpoints, shape mismatches, NaN losses."""
 
-import os
 import pathlib
 import random
 import signal
