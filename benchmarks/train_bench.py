@@ -1,6 +1,6 @@
 r"""Training throughput of the paper's CIFAR-10 DVQ-VAE: images/s of one full train step.
 
-Times the real step, `dvq_jax.train.train_step` jitted with the state donated, for the
+Times the real step, `dvq_jax.vqvae.train.train_step` jitted with the state donated, for the
 configs/cifar10.py model (hidden 256, residual 64, K=512, L=8, D=8, 32x32x3, subpixel
 upsampling) with the categorical256 and logistic_mixture heads at batch 32 and 128, on random
 uint8 images. Prints, per setting, the compile time (lower + compile, then the first call), the
@@ -28,10 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dvq_jax import likelihoods
-from dvq_jax import objective
-from dvq_jax import train
-from dvq_jax.models import build_model
+from dvq_jax.vqvae import likelihoods
+from dvq_jax.vqvae import objective
+from dvq_jax.vqvae import train
+from dvq_jax.vqvae.model import build_model
 from configs import cifar10
 
 IMAGE_SHAPE = (32, 32, 3)

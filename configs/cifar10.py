@@ -6,7 +6,7 @@ r"""CIFAR-10, the paper's Table 1 setting (K=512, L=8, batch 128, 100k steps, Ad
 """
 
 from dvq_jax import config_arg
-from dvq_jax import defaults
+from dvq_jax.vqvae import defaults
 
 
 def get_config(arg=None):

@@ -7,7 +7,7 @@ Narrower than the paper's model so a run takes a few minutes on 2 CPU cores.
 """
 
 from dvq_jax import config_arg
-from dvq_jax import defaults
+from dvq_jax.vqvae import defaults
 
 
 def get_config(arg=None):

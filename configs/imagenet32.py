@@ -5,7 +5,7 @@ r"""ImageNet 32x32 (TFDS imagenet_resized/32x32), the paper's setting: K=512, L=
 """
 
 from dvq_jax import config_arg
-from dvq_jax import defaults
+from dvq_jax.vqvae import defaults
 
 
 def get_config(arg=None):

@@ -5,7 +5,7 @@ r"""ImageNet 64x64 (TFDS imagenet_resized/64x64), the paper's setting: K=512, L=
 """
 
 from dvq_jax import config_arg
-from dvq_jax import defaults
+from dvq_jax.vqvae import defaults
 
 
 def get_config(arg=None):

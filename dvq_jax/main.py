@@ -30,7 +30,7 @@ def run(config, workdir: str):
     from dvq_jax.static_prior import run as static_prior_run
     return static_prior_run.run(config, workdir)
   if experiment == "learned_prior":
-    from dvq_jax import train
+    from dvq_jax.vqvae import train
     return train.train_and_evaluate(config, workdir)
   raise ConfigError(
       f"config.experiment = {experiment!r} is unknown; use 'static_prior' or 'learned_prior'"
@@ -72,7 +72,7 @@ def _parse_flags(argv):
     if isinstance(e, (KeyError, AttributeError)):
       name = str(e.args[0] if e.args else e).strip("'\"")
       _fail(f"unknown config field {name!r} in a --config.<field> override; fix its spelling"
-            " (fields are listed in the config file and dvq_jax/defaults.py)")
+            " (fields are listed in the config file and dvq_jax/vqvae/defaults.py)")
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     if len(lines) > 1:  # a traceback from inside the config file: its first and last lines
       lines = [lines[0].split(": Error whilst")[0], lines[-1]]

@@ -3,7 +3,7 @@
 
 import pytest
 
-from dvq_jax import validation
+from dvq_jax.vqvae import validation
 from tests import config_files
 
 CONFIGS = sorted(p.name for p in (config_files.ROOT / "configs").glob("*.py"))

@@ -9,7 +9,7 @@ import skimage.data
 import tensorflow_datasets as tfds
 
 from dvq_jax import data
-from dvq_jax import defaults
+from dvq_jax.vqvae import defaults
 from dvq_jax.errors import ConfigError
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from dvq_jax import likelihoods
+from dvq_jax.vqvae import likelihoods
 
 
 def _images(rng, shape):

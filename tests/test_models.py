@@ -10,12 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dvq_jax import defaults
-from dvq_jax import likelihoods
-from dvq_jax import models
-from dvq_jax import objective
+from dvq_jax.vqvae import defaults
+from dvq_jax.vqvae import likelihoods
+from dvq_jax import vqvae
+from dvq_jax.vqvae import objective
 from dvq_jax.errors import ConfigError
-from dvq_jax.models import layers
+from dvq_jax.vqvae import layers
 
 IMAGE_SHAPE = (8, 8, 3)  # 2 downsamples -> 2x2 latent positions
 
@@ -44,10 +44,10 @@ CODE_SHAPES = {"dvq": (2, 2, 2, 2), "mvq": (2, 2, 2, 2), "vq": (2, 2, 2), "svq":
 
 
 @pytest.mark.parametrize("likelihood", likelihoods.NAMES)
-@pytest.mark.parametrize("quantizer", models.QUANTIZERS)
+@pytest.mark.parametrize("quantizer", vqvae.QUANTIZERS)
 def test_every_quantizer_and_head_runs_and_gets_gradients(quantizer, likelihood):
   config = tiny_config(quantizer, likelihood)
-  model = models.build_model(config, IMAGE_SHAPE)
+  model = vqvae.build_model(config, IMAGE_SHAPE)
   images = tiny_images()
   params = init(model, images)
   num_codebooks = 1 if quantizer == "vq" else 2
@@ -69,9 +69,9 @@ def test_every_quantizer_and_head_runs_and_gets_gradients(quantizer, likelihood)
   assert np.any(grads["decoder"]["Upsample_1"]["Conv_0"]["kernel"] != 0)
 
 
-@pytest.mark.parametrize("quantizer", models.QUANTIZERS)
+@pytest.mark.parametrize("quantizer", vqvae.QUANTIZERS)
 def test_encode_then_decode_gives_the_forward_head(quantizer):
-  model = models.build_model(tiny_config(quantizer, "mse"), IMAGE_SHAPE)
+  model = vqvae.build_model(tiny_config(quantizer, "mse"), IMAGE_SHAPE)
   images = tiny_images()
   variables = {"params": init(model, images)}
   out = model.apply(variables, images)
@@ -88,8 +88,8 @@ def test_encode_then_decode_gives_the_forward_head(quantizer):
 
 def test_bfloat16_compute_keeps_float32_params_and_head():
   images = tiny_images()
-  f32 = models.build_model(tiny_config(), IMAGE_SHAPE)
-  bf16 = models.build_model(tiny_config(dtype="bfloat16"), IMAGE_SHAPE)
+  f32 = vqvae.build_model(tiny_config(), IMAGE_SHAPE)
+  bf16 = vqvae.build_model(tiny_config(dtype="bfloat16"), IMAGE_SHAPE)
   params = init(bf16, images)
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params))
   out = bf16.apply({"params": params}, images)
@@ -134,7 +134,7 @@ def test_subpixel_decoder_sees_every_latent_the_transposed_decoder_sees():
   latents = jax.random.normal(jax.random.key(0), (1, 4, 4, 8))
   fields = {}
   for method in layers.UPSAMPLES:
-    model = models.build_model(tiny_config(likelihood="mse", upsample=method), (16, 16, 3))
+    model = vqvae.build_model(tiny_config(likelihood="mse", upsample=method), (16, 16, 3))
     params = model.init(jax.random.key(1, impl="rbg"), jnp.zeros((1, 16, 16, 3), jnp.uint8))
     decode = lambda z, model=model, params=params: model.apply(
         params, z, method=lambda m, z: m.decoder(z))
@@ -161,20 +161,20 @@ def test_bad_config_raises_one_line_config_error(field, value, message):
   section, _, name = field.rpartition(".")
   (config.model if section else config)[name] = value
   with pytest.raises(ConfigError, match=message) as error:
-    models.build_model(config)
+    vqvae.build_model(config)
   assert "\n" not in str(error.value)
 
 
 def test_image_shape_errors_name_the_fix():
   with pytest.raises(ConfigError, match=r"10x10 do not divide by 2\^config.model.num_downsamples"):
-    models.build_model(tiny_config(), (10, 10, 3))
+    vqvae.build_model(tiny_config(), (10, 10, 3))
   config = tiny_config("svq")
   config.num_codebooks = 3
   with pytest.raises(ConfigError, match="choose a num_codebooks that divides 4"):
-    models.build_model(config, IMAGE_SHAPE)
+    vqvae.build_model(config, IMAGE_SHAPE)
 
 
 def test_latent_channels_set_to_the_derived_value_is_accepted():
-  assert models.build_model(tiny_config(latent_channels=8)).quantizer == "dvq"
+  assert vqvae.build_model(tiny_config(latent_channels=8)).quantizer == "dvq"
   config = tiny_config("mvq", latent_channels=4)
-  assert models.build_model(config, (8, 8, 1)).image_channels == 1
+  assert vqvae.build_model(config, (8, 8, 1)).image_channels == 1

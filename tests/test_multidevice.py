@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from dvq_jax import checkpointing
+from dvq_jax.training import checkpointing
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

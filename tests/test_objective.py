@@ -8,11 +8,11 @@ import numpy as np
 import optax
 import pytest
 
-from dvq_jax import defaults
-from dvq_jax import likelihoods
+from dvq_jax.vqvae import defaults
+from dvq_jax.vqvae import likelihoods
 from dvq_jax import metrics
-from dvq_jax import models
-from dvq_jax import objective
+from dvq_jax import vqvae
+from dvq_jax.vqvae import objective
 from dvq_jax.errors import ConfigError
 
 IMAGE_SHAPE = (8, 8, 3)
@@ -29,7 +29,7 @@ def tiny_config(quantizer: str = "dvq", likelihood: str = "categorical256"):
 
 
 def setup(quantizer="dvq", likelihood="categorical256", batch=4, seed=0):
-  model = models.build_model(tiny_config(quantizer, likelihood), IMAGE_SHAPE)
+  model = vqvae.build_model(tiny_config(quantizer, likelihood), IMAGE_SHAPE)
   rng = np.random.default_rng(seed)
   images = jnp.asarray(rng.integers(0, 256, (batch, *IMAGE_SHAPE)), jnp.uint8)
   # rbg keys: XLA:CPU compiles a threefry init in ~15 s, rbg in ~2 s.
@@ -92,7 +92,7 @@ def test_loss_is_train_loss_per_dim_plus_quantizer_loss(likelihood):
                              rtol=1e-6)
 
 
-@pytest.mark.parametrize("quantizer", models.QUANTIZERS)
+@pytest.mark.parametrize("quantizer", vqvae.QUANTIZERS)
 def test_eval_stats_count_only_masked_examples(quantizer):
   model, params, images = setup(quantizer, "logistic_mixture", batch=5)
   real = images[:3]

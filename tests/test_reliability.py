@@ -11,8 +11,8 @@ import jax
 import numpy as np
 import pytest
 
-from dvq_jax import checkpointing
-from dvq_jax import train
+from dvq_jax.training import checkpointing
+from dvq_jax.vqvae import train
 from dvq_jax.errors import ConfigError
 from dvq_jax.errors import NumericalError
 from tests import config_files

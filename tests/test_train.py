@@ -9,8 +9,8 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from dvq_jax import checkpointing
-from dvq_jax import train
+from dvq_jax.training import checkpointing
+from dvq_jax.vqvae import train
 from dvq_jax.main import run
 from tests import config_files
 

@@ -87,7 +87,7 @@ def load(config) -> ImageData:
   N > 0 = its first N images; applied here because `tfds.testing.mock_data` ignores sub-splits).
 
   Args:
-    config: a learned-prior config (`dvq_jax.defaults.learned_prior`).
+    config: a learned-prior config (`dvq_jax.vqvae.defaults.learned_prior`).
 
   Returns:
     The train and test sources with their image shape and sizes.

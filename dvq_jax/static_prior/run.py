@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from etils import epath
 
-from dvq_jax.progress import Progress
+from dvq_jax.training.progress import Progress
 from dvq_jax.static_prior import plots
 from dvq_jax.static_prior.blobs import make_blobs
 from dvq_jax.static_prior.plan import Job

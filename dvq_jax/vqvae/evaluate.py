@@ -17,10 +17,10 @@ from jax.sharding import Mesh
 
 from dvq_jax import data as data_lib
 from dvq_jax import figures
-from dvq_jax import likelihoods
+from dvq_jax.vqvae import likelihoods
 from dvq_jax import metrics
-from dvq_jax import objective
-from dvq_jax import sharding
+from dvq_jax.vqvae import objective
+from dvq_jax.training import sharding
 
 
 def finalize(sums: dict, config: ml_collections.ConfigDict, image_shape) -> dict:

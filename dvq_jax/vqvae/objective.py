@@ -1,17 +1,17 @@
 """The training loss of the DVQ-VAE and the per-batch sums its evaluation accumulates.
 
 Both are pure functions of `(params, model, images)`; `params` is the `"params"` collection,
-`model.init(key, images)["params"]`, and the model a `VQVAE` from `models.build_model`.
+`model.init(key, images)["params"]`, and the model a `VQVAE` from `vqvae.build_model`.
 """
 
 import jax
 import jax.numpy as jnp
 
-from dvq_jax import likelihoods
+from dvq_jax.vqvae import likelihoods
 from dvq_jax import metrics
-from dvq_jax.models import VQVAE
-from dvq_jax.models import codes_by_codebook
-from dvq_jax.models import codes_per_image
+from dvq_jax.vqvae.model import VQVAE
+from dvq_jax.vqvae.bottleneck import codes_by_codebook
+from dvq_jax.vqvae.model import codes_per_image
 
 __all__ = ["codes_per_image", "eval_stats", "loss_fn"]
 

@@ -35,14 +35,14 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   """Checks the fields of a learned-prior config on their own (no IO, no devices).
 
   The model's fields (quantizer, likelihood, L, K, D, widths, beta, latent_channels) are
-  checked by `models.build_model`, the data set's name by `data.check_dataset_name`; the
+  checked by `vqvae.build_model`, the data set's name by `data.check_dataset_name`; the
   training fields here.
   """
   from dvq_jax import data  # pylint: disable=g-import-not-at-top
-  from dvq_jax import models  # pylint: disable=g-import-not-at-top
+  from dvq_jax import vqvae  # pylint: disable=g-import-not-at-top
 
   data.check_dataset_name(config.dataset)
-  models.build_model(config)
+  vqvae.build_model(config)
   _choice(config, "lr_schedule", LR_SCHEDULES)
   for field in ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps",
                 "checkpoint_every_steps", "keep_checkpoints"):

@@ -18,13 +18,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dvq_jax import likelihoods
+from dvq_jax.vqvae import likelihoods
 from dvq_jax import quantizers as q
 from dvq_jax.errors import ConfigError
-from dvq_jax.models import layers
-from dvq_jax.models.quantizer import QUANTIZERS
-from dvq_jax.models.quantizer import Quantizer
-from dvq_jax.models.quantizer import latent_channels
+from dvq_jax.vqvae import layers
+from dvq_jax.vqvae.bottleneck import QUANTIZERS
+from dvq_jax.vqvae.bottleneck import Quantizer
+from dvq_jax.vqvae.bottleneck import latent_channels
 
 DTYPES = ("float32", "bfloat16")
 
@@ -116,7 +116,7 @@ class VQVAE(nn.Module):
     codebook_size: K.
     codebook_dim: D.
     beta: weight of the commitment loss.
-    likelihood: categorical256 | logistic_mixture | mse (see `dvq_jax.likelihoods`).
+    likelihood: categorical256 | logistic_mixture | mse (see `dvq_jax.vqvae.likelihoods`).
     image_channels: C of the images (the decoder's head size depends on it).
     dtype: compute dtype name, float32 | bfloat16; params are float32, the quantizer and the
       head float32.
@@ -198,7 +198,7 @@ def codes_per_image(config, image_shape: tuple[int, int, int]) -> int:
     ConfigError: the image size is not divisible by 2^num_downsamples, or (svq) h*w is not
       divisible by L.
 
-  >>> from dvq_jax import defaults
+  >>> from dvq_jax.vqvae import defaults
   >>> codes_per_image(defaults.learned_prior(), (32, 32, 3))  # 8x8 positions, L = 8
   512
   """
@@ -223,14 +223,14 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
   """The VQVAE a learned-prior config describes, after checking its fields.
 
   Args:
-    config: a `dvq_jax.defaults.learned_prior()`-style ConfigDict.
+    config: a `dvq_jax.vqvae.defaults.learned_prior()`-style ConfigDict.
     image_shape: `(height, width, C)` of the data set; sets `image_channels` (default 3) and,
       when given, also checks that the latent grid fits (see `objective.codes_per_image`).
 
   Raises:
     ConfigError: a one-line message naming the bad field and the fix.
 
-  >>> from dvq_jax import defaults
+  >>> from dvq_jax.vqvae import defaults
   >>> config = defaults.learned_prior()
   >>> build_model(config, (32, 32, 3)).quantizer
   'dvq'

@@ -22,16 +22,16 @@ import numpy as np
 import optax
 from etils import epath
 
-from dvq_jax import checkpointing
+from dvq_jax.training import checkpointing
 from dvq_jax import data as data_lib
-from dvq_jax import evaluate
-from dvq_jax import models
-from dvq_jax import objective
-from dvq_jax import sharding
-from dvq_jax import validation
+from dvq_jax.vqvae import evaluate
+from dvq_jax import vqvae
+from dvq_jax.vqvae import objective
+from dvq_jax.training import sharding
+from dvq_jax.vqvae import validation
 from dvq_jax.errors import NumericalError
-from dvq_jax.progress import Progress
-from dvq_jax.writers import MetricWriter
+from dvq_jax.training.progress import Progress
+from dvq_jax.training.writers import MetricWriter
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -100,7 +100,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   validation.check_devices(config)
   validation.check_workdir(workdir)
   data = data_lib.load(config)
-  model = models.build_model(config, data.image_shape)  # also checks the image size fits
+  model = vqvae.build_model(config, data.image_shape)  # also checks the image size fits
   log = logging.info if jax.process_index() else print
   workdir_path = epath.Path(workdir)
   if jax.process_index() == 0:

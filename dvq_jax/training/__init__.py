@@ -1,0 +1,1 @@
+"""What every trained model shares: checkpoints, the device mesh, metric writers, progress."""
