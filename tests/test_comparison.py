@@ -5,6 +5,7 @@ import json
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -14,7 +15,9 @@ from dvq_jax import vqvae
 from dvq_jax.errors import ConfigError
 from dvq_jax.training import sharding
 from dvq_jax.vqvae import evaluate
+from dvq_jax.vqvae import objective
 from dvq_jax.vqvae import train
+from dvq_jax.vqvae.bottleneck import latent_channels
 from tests import config_files
 from tests.test_models import IMAGE_SHAPE
 from tests.test_models import init
@@ -59,8 +62,7 @@ def test_unknown_loss_reduction_and_equal_width_are_config_errors():
   config.quantizer_loss_reduction = "mean"
   with pytest.raises(ConfigError, match="config.quantizer_loss_reduction = 'mean'"):
     vqvae.build_model(config)
-  config = tiny_config()
-  config.equal_width = 1
+  config = ml_collections.ConfigDict({**tiny_config().to_dict(), "equal_width": 1})
   with pytest.raises(ConfigError, match="config.equal_width"):
     vqvae.build_model(config)
 
@@ -136,9 +138,9 @@ def test_grid_points_and_their_configs():
     point_config = rate_distortion.point_config(config, p)
     model = vqvae.build_model(point_config, (32, 32, 3))
     # Every point quantizes the same 16-channel encoder output.
-    assert vqvae.latent_channels(model.quantizer, model.num_codebooks, model.codebook_dim) == 16
+    assert latent_channels(model.quantizer, model.num_codebooks, model.codebook_dim) == 16
     assert point_config.num_train_steps == config.base.num_train_steps
-    rates.setdefault(p.quantizer, set()).add(vqvae.objective.codes_per_image(
+    rates.setdefault(p.quantizer, set()).add(objective.codes_per_image(
         point_config, (32, 32, 3)) * np.log2(p.codebook_size) / 3072)
   assert min(rates["dvq"]) < max(rates["vq"]) and min(rates["vq"]) < max(rates["dvq"])
   config.grid.dvq = ((3, 16),)
