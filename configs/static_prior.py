@@ -58,8 +58,11 @@ def get_config(arg=None):
   config.repeats = 10  # Monte Carlo repetitions (data and init seeds) per setting
   config.steps = 500
   config.learning_rate = 0.05
-  config.init = "normal"  # normal | truncated_normal | uniform (dvq_jax.quantizers.init_codebooks)
-  config.init_std = 1.0  # the paper: normal, mean 0, std 1
+  # normal | truncated_normal | uniform | uniform_unit_variance (dvq_jax.quantizers.init_codebooks).
+  # The paper says "uniform random with mu = 0 and sigma = 1": init=uniform_unit_variance,
+  # init_std=1 (U[-sqrt 3, sqrt 3]); the default here is normal with std 1.
+  config.init = "normal"
+  config.init_std = 1.0  # std for normal/uniform_unit_variance/truncated_normal, limit for uniform
   config.seed = 0
 
   if arg.small:

@@ -17,7 +17,16 @@ def test_all_config_files_are_covered():
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_loads(name):
   config = config_files.load(f"configs/{name}")
-  assert config.experiment in ("learned_prior", "static_prior")
+  assert config.experiment in ("learned_prior", "static_prior", "rate_distortion")
+
+
+@pytest.mark.parametrize("arg", ["", ":small"])
+def test_rate_distortion_config_points_validate(arg):
+  from dvq_jax import rate_distortion  # pylint: disable=g-import-not-at-top
+  config = config_files.load(f"configs/rate_distortion.py{arg}")
+  assert config.experiment == "rate_distortion"
+  for point in rate_distortion.points(config):
+    validation.check_config(rate_distortion.point_config(config, point))
 
 
 @pytest.mark.parametrize("name", LEARNED_PRIOR)

@@ -326,12 +326,17 @@ def test_init_codebooks_shapes_and_statistics(scheme):
   elif scheme == "normal":
     assert np.abs(values).max() > 3.5
     np.testing.assert_allclose(values.std(), 1.0, rtol=0.02)
+  elif scheme == "uniform_unit_variance":  # the paper's U[-sqrt 3, sqrt 3]: mean 0, std 1
+    assert np.abs(values).max() <= np.sqrt(3)
+    np.testing.assert_allclose(np.abs(values).max(), np.sqrt(3), rtol=0.01)
+    np.testing.assert_allclose(values.std(), 1.0, rtol=0.02)
   else:  # uniform in [-1/K, 1/K]
     assert np.abs(values).max() <= 1 / 512
     np.testing.assert_allclose(values.std(), 1 / 512 / np.sqrt(3), rtol=0.02)
     np.testing.assert_allclose(np.abs(values).max(), 1 / 512, rtol=0.01)
   assert abs(values.mean()) < 0.02 * values.std()
-  default_scale = {"truncated_normal": 0.1, "normal": 1.0, "uniform": 1 / 512}[scheme]
+  default_scale = {"truncated_normal": 0.1, "normal": 1.0, "uniform": 1 / 512,
+                   "uniform_unit_variance": 1.0}[scheme]
   np.testing.assert_allclose(q.init_codebooks(key, 4, 512, 16, scheme=scheme, scale=3.0),
                              codebooks * (3.0 / default_scale), rtol=1e-5, atol=1e-6)
 

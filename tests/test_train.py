@@ -45,7 +45,7 @@ def test_one_step_and_eval_under_tfds_mock_data(tmp_path, quantizer):
   saved = json.loads((tmp_path / "eval.json").read_text())
   assert saved["step"] == 1
   assert {"recon_bits_per_dim", "rate_bits_per_dim", "elbo_bits_per_dim", "psnr", "perplexity",
-          "usage"} <= set(saved)
+          "usage", "rate_unigram_bits_per_dim", "elbo_unigram_bits_per_dim"} <= set(saved)
   assert (tmp_path / "recon_0000001.png").exists()
   assert (tmp_path / "usage_0000001.png").exists()
   assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

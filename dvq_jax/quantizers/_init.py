@@ -1,9 +1,11 @@
 """Codebook initialisation schemes."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 
-SCHEMES = ("truncated_normal", "normal", "uniform")
+SCHEMES = ("truncated_normal", "normal", "uniform", "uniform_unit_variance")
 
 
 def init_codebooks(
@@ -22,7 +24,10 @@ def init_codebooks(
     truncated_normal: normal with std `scale` (default 0.1), cut at 2 std -- the official DVQ
       code's initialiser;
     normal: normal with std `scale` (default 1.0) -- the paper's static-prior study;
-    uniform: uniform in [-scale, scale] (default 1/K, as in common VQ-VAE code).
+    uniform: uniform in [-scale, scale] (default 1/K, as in common VQ-VAE code);
+    uniform_unit_variance: uniform with mean 0 and std `scale` (default 1.0), i.e. in
+      [-sqrt(3) scale, sqrt(3) scale] -- the paper's static-prior init, "uniform random with
+      mu = 0 and sigma = 1".
 
   >>> import jax
   >>> init_codebooks(jax.random.key(0), 8, 512, 32).shape
@@ -41,5 +46,8 @@ def init_codebooks(
     return std * jax.random.normal(key, shape, dtype)
   if scheme == "uniform":
     limit = 1.0 / codebook_size if scale is None else scale
+    return jax.random.uniform(key, shape, dtype, -limit, limit)
+  if scheme == "uniform_unit_variance":
+    limit = math.sqrt(3.0) * (1.0 if scale is None else scale)
     return jax.random.uniform(key, shape, dtype, -limit, limit)
   raise ValueError(f"unknown codebook init scheme {scheme!r}; choose one of {SCHEMES}")

@@ -12,6 +12,10 @@ import jax.numpy as jnp
 from dvq_jax import quantizers as q
 
 QUANTIZERS = ("dvq", "mvq", "vq", "svq")
+# How the codebook and commitment terms reduce over a latent position's features:
+#   sum_features   sum of squares over the features of the quantized vector (van den Oord et al.);
+#   mean_elements  their mean, i.e. sum_features / C_q, as the official DVQ code and Sonnet take.
+LOSS_REDUCTIONS = ("sum_features", "mean_elements")
 
 
 def latent_channels(kind: str, num_codebooks: int, codebook_dim: int) -> int:
@@ -56,6 +60,12 @@ def codes_by_codebook(kind: str, codes: jax.Array, num_codebooks: int) -> jax.Ar
 class Quantizer(nn.Module):
   """Quantizes encoder latents `(batch, h, w, C)` with L codebooks of K vectors of D features.
 
+  The losses are those of `dvq_jax.quantizers` (means over latent positions of squared
+  distances summed over a vector's features, beta on the commitment term) for
+  `loss_reduction = "sum_features"`, and those divided by the C_q features of the quantized
+  latent for `"mean_elements"` (the official DVQ code's per-element mean); only the scale
+  differs.
+
   kind:
     dvq: C = L*D; channel slice l uses codebook l (`depthwise_quantize`); codes `(B, h, w, L)`.
     mvq: C = D; every codebook quantizes the whole vector and the L results are concatenated
@@ -72,6 +82,7 @@ class Quantizer(nn.Module):
   codebook_dim: int  # D
   beta: float = 0.25
   codebook_init: str = "truncated_normal"
+  loss_reduction: str = "sum_features"  # see LOSS_REDUCTIONS
 
   def setup(self):
     num = 1 if self.kind == "vq" else self.num_codebooks
@@ -98,6 +109,15 @@ class Quantizer(nn.Module):
                          codes=out.codes.reshape(batch, height, width))
     else:
       raise ValueError(f"quantizer {self.kind!r} is unknown; use one of {QUANTIZERS}")
+    if self.loss_reduction == "mean_elements":
+      # The quantizers sum squares over a vector's features; the per-element mean divides by
+      # the C_q features of the quantized latent at a position (L*D for dvq and mvq, D for vq).
+      features = out.quantized.shape[-1]
+      out = out._replace(loss=out.loss / features, codebook_loss=out.codebook_loss / features,
+                         commitment_loss=out.commitment_loss / features)
+    elif self.loss_reduction != "sum_features":
+      raise ValueError(f"loss_reduction {self.loss_reduction!r} is unknown; use one of"
+                       f" {LOSS_REDUCTIONS}")
     return out._replace(quantized=out.quantized.astype(z.dtype))
 
   def lookup(self, codes: jax.Array) -> jax.Array:

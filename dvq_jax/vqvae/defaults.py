@@ -25,7 +25,18 @@ def learned_prior() -> ml_collections.ConfigDict:
   config.num_codebooks = 8  # L
   config.codebook_size = 512  # K
   config.codebook_dim = 8  # D; dvq latents have L*D channels, mvq/vq/svq latents have D
+  # True: every quantizer's encoder emits L*D channels; vq/svq/mvq codebook vectors are then
+  # L*D wide (VQ quantizes the whole L*D vector), so a comparison changes only the quantizer.
+  # False: vq/svq/mvq latents and codebook vectors are D wide (the paper's baselines).
+  config.equal_width = False
+  # Weight of the commitment (encoder) term ||z - sg(e)||^2 (van den Oord et al.); the DVQ
+  # paper gives no value, the official DVQ code uses 1.0.
   config.beta = 0.25
+  # Reduction of the codebook and commitment terms over a position's features:
+  # sum_features (squared distance summed over the quantized vector's C_q features) |
+  # mean_elements (divided by C_q: the per-element mean of the official DVQ code and Sonnet).
+  # Both are means over latent positions; only the scale against the reconstruction differs.
+  config.quantizer_loss_reduction = "sum_features"
   # Likelihood head: categorical256 (paper's bits/dim) | logistic_mixture | mse.
   config.likelihood = "categorical256"
 

@@ -4,9 +4,13 @@ Metrics (all over the test split, see README "Metrics"):
   recon_bits_per_dim  reconstruction NLL / (H*W*C*ln 2): the paper's Table 1 number;
   rate_bits_per_dim   codes per image * log2 K / (H*W*C): the codes' cost, uniform prior;
   elbo_bits_per_dim   recon + rate, an upper bound on the NLL;
+  rate_unigram_bits_per_dim  the test codes' length under each codebook's code histogram over
+                      the training split (add-1/2), per subpixel; elbo_unigram_bits_per_dim
+                      recon + that rate;
   psnr                of the mean reconstruction; perplexity and usage per codebook.
 """
 
+import dataclasses
 import math
 
 import jax
@@ -23,17 +27,29 @@ from dvq_jax.vqvae import objective
 from dvq_jax.training import sharding
 
 
-def finalize(sums: dict, config: ml_collections.ConfigDict, image_shape) -> dict:
-  """Summed statistics over the test set (see `objective.eval_stats`) -> the reported metrics."""
+def finalize(sums: dict, config: ml_collections.ConfigDict, image_shape,
+             train_counts: np.ndarray) -> dict:
+  """Summed statistics over the test set (see `objective.eval_stats`) -> the reported metrics.
+
+  Args:
+    sums: `objective.eval_stats` summed over the test split.
+    config: the learned-prior config.
+    image_shape: `(H, W, C)`.
+    train_counts: `(L, K)` code counts over the training split, each image once
+      (`objective.encode_code_counts` summed), for the unigram rate.
+  """
   dims = math.prod(image_shape)
   count = float(sums["count"])
   recon = float(metrics.recon_bits_per_dim(float(sums["nll_nats"]) / count, dims))
   rate = metrics.rate_bits_per_dim(
       objective.codes_per_image(config, image_shape), config.codebook_size, dims)
+  rate_unigram = metrics.unigram_code_bits(train_counts, sums["code_counts"]) / (count * dims)
   return {
       "recon_bits_per_dim": recon,
       "rate_bits_per_dim": rate,
       "elbo_bits_per_dim": recon + rate,
+      "rate_unigram_bits_per_dim": rate_unigram,
+      "elbo_unigram_bits_per_dim": recon + rate_unigram,
       "psnr": float(metrics.psnr_from_mse(float(sums["sq_error"]) / (count * dims))),
       "perplexity": np.asarray(metrics.perplexity_from_counts(sums["code_counts"])),
       "usage": np.asarray(metrics.usage_from_counts(sums["code_counts"])),
@@ -55,24 +71,41 @@ class Evaluator:
         in_shardings=(replicated, batch, batch), out_shardings=replicated)
     self._recon = jax.jit(self._reconstruct, in_shardings=(replicated, batch),
                           out_shardings=replicated)
+    self._counts = jax.jit(
+        lambda params, images, mask: objective.encode_code_counts(params, model, images, mask),
+        in_shardings=(replicated, batch, batch), out_shardings=replicated)
+    # The training split read like a test split: in order, padded and masked, each image once.
+    self._train_as_test = dataclasses.replace(data, test=data.train, num_test=data.num_train)
 
   def _reconstruct(self, params, images):
     count = min(self._config.num_recon_images, images.shape[0])
     head = self._model.apply({"params": params}, images[:count]).head
     return images[:count], likelihoods.mean_image(self._config.likelihood, head, images.shape[-1])
 
+  def _batches(self, data):
+    for batch in data_lib.eval_batches(
+        data, global_batch_size=self._batch_size, process_index=jax.process_index(),
+        process_count=jax.process_count()):
+      yield (sharding.global_batch(self._mesh, batch["image"]),
+             sharding.global_batch(self._mesh, batch["mask"]))
+
+  def train_code_counts(self, params) -> np.ndarray:
+    """`(L, K)` code counts over the training split, each image once (encoder only)."""
+    total = None
+    for images, mask in self._batches(self._train_as_test):
+      counts = jax.device_get(self._counts(params, images, mask))
+      total = counts if total is None else total + counts
+    return total
+
   def run(self, params, step: int) -> dict:
     totals, first = None, None
-    for batch in data_lib.eval_batches(
-        self._data, global_batch_size=self._batch_size, process_index=jax.process_index(),
-        process_count=jax.process_count()):
-      images = sharding.global_batch(self._mesh, batch["image"])
-      mask = sharding.global_batch(self._mesh, batch["mask"])
+    for images, mask in self._batches(self._data):
       sums = jax.device_get(self._stats(params, images, mask))
       totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
       if first is None:
         first = images
-    result = finalize(totals, self._config, self._data.image_shape)
+    result = finalize(totals, self._config, self._data.image_shape,
+                      self.train_code_counts(params))
     if self._config.num_recon_images:
       # Every process joins the computation; process 0 writes the images.
       originals, recons = jax.device_get(self._recon(params, first))

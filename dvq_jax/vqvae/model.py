@@ -22,6 +22,7 @@ from dvq_jax.vqvae import likelihoods
 from dvq_jax import quantizers as q
 from dvq_jax.errors import ConfigError
 from dvq_jax.vqvae import layers
+from dvq_jax.vqvae.bottleneck import LOSS_REDUCTIONS
 from dvq_jax.vqvae.bottleneck import QUANTIZERS
 from dvq_jax.vqvae.bottleneck import Quantizer
 from dvq_jax.vqvae.bottleneck import latent_channels
@@ -114,8 +115,12 @@ class VQVAE(nn.Module):
     quantizer: dvq | mvq | vq | svq (see `Quantizer`).
     num_codebooks: L (vq uses one codebook whatever this says).
     codebook_size: K.
-    codebook_dim: D.
-    beta: weight of the commitment loss.
+    codebook_dim: D, the features of each codebook vector (`build_model` passes L*D here for
+      every quantizer but dvq when `config.equal_width` is True).
+    beta: weight of the commitment (encoder) term ||z - sg(e)||^2, as in van den Oord et al.
+      The DVQ paper gives no value (its Eq. 2/4 print beta on the codebook term
+      d(sg(z), z_q)); the official DVQ code uses 1.0, this project defaults to 0.25.
+    quantizer_loss_reduction: sum_features | mean_elements (see `bottleneck.LOSS_REDUCTIONS`).
     likelihood: categorical256 | logistic_mixture | mse (see `dvq_jax.vqvae.likelihoods`).
     image_channels: C of the images (the decoder's head size depends on it).
     dtype: compute dtype name, float32 | bfloat16; params are float32, the quantizer and the
@@ -137,6 +142,7 @@ class VQVAE(nn.Module):
   num_mixtures: int = 10
   codebook_init: str = "truncated_normal"
   dtype: str = "float32"
+  quantizer_loss_reduction: str = "sum_features"
 
   def setup(self):
     dtype = jnp.dtype(self.dtype)
@@ -147,7 +153,8 @@ class VQVAE(nn.Module):
     )
     self.quantize = Quantizer(self.quantizer, self.num_codebooks, self.codebook_size,
                               self.codebook_dim, beta=self.beta,
-                              codebook_init=self.codebook_init)
+                              codebook_init=self.codebook_init,
+                              loss_reduction=self.quantizer_loss_reduction)
     self.decoder = Decoder(
         self.hidden_channels, self.residual_channels, self.num_downsamples,
         self.num_residual_blocks,
@@ -186,6 +193,29 @@ class VQVAE(nn.Module):
 def _check_positive(name: str, value, minimum: int = 1) -> None:
   if not isinstance(value, int) or value < minimum:
     raise ConfigError(f"config.{name} = {value!r}; set it to an integer >= {minimum}")
+
+
+def vector_dim(config) -> int:
+  """Features of each codebook vector the model uses: D, or L*D for every quantizer whose
+  vectors span the whole latent (all but dvq) when `config.equal_width` is True.
+
+  With `equal_width` every quantizer's encoder emits the same L*D channels, so comparing
+  quantizers changes only the quantizer: vq and svq quantize the whole L*D-wide vector with
+  one codebook of L*D-dim vectors, mvq quantizes it L times (decoder input L*L*D), dvq splits it
+  into L slices of D.
+
+  >>> from dvq_jax.vqvae import defaults
+  >>> config = defaults.learned_prior()  # L = 8, D = 8
+  >>> config.quantizer, config.equal_width = "vq", True
+  >>> vector_dim(config)
+  64
+  """
+  dim = config.codebook_dim
+  width = config.num_codebooks * dim
+  if config.get("equal_width", False) and latent_channels(config.quantizer,
+                                                           config.num_codebooks, dim) != width:
+    return width
+  return dim
 
 
 def codes_per_image(config, image_shape: tuple[int, int, int]) -> int:
@@ -258,13 +288,22 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
                         ("num_residual_blocks", 0), ("num_mixtures", 1)):
     _check_positive(f"model.{name}", model[name], minimum)
   if not isinstance(config.beta, (int, float)) or config.beta < 0:
-    raise ConfigError(f"config.beta = {config.beta!r}; set it to a number >= 0 (paper: 0.25)")
-  derived = latent_channels(config.quantizer, config.num_codebooks, config.codebook_dim)
+    raise ConfigError(f"config.beta = {config.beta!r}; set it to a number >= 0 (project"
+                      " default 0.25, official DVQ code 1.0)")
+  reduction = config.get("quantizer_loss_reduction", "sum_features")
+  if reduction not in LOSS_REDUCTIONS:
+    raise ConfigError(f"config.quantizer_loss_reduction = {reduction!r} is unknown; use one of"
+                      f" {', '.join(LOSS_REDUCTIONS)}")
+  equal_width = config.get("equal_width", False)
+  if not isinstance(equal_width, bool):
+    raise ConfigError(f"config.equal_width = {equal_width!r}; set it to True or False")
+  dim = vector_dim(config)
+  derived = latent_channels(config.quantizer, config.num_codebooks, dim)
   if model.latent_channels not in (0, derived):
     raise ConfigError(
         f"config.model.latent_channels = {model.latent_channels} but quantizer"
-        f" {config.quantizer!r} with L = {config.num_codebooks}, D = {config.codebook_dim} needs"
-        f" {derived}; set it to {derived} or 0 (derived)"
+        f" {config.quantizer!r} with L = {config.num_codebooks}, D = {config.codebook_dim},"
+        f" equal_width = {equal_width} needs {derived}; set it to {derived} or 0 (derived)"
     )
   if image_shape is not None:
     codes_per_image(config, image_shape)
@@ -272,7 +311,7 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
       quantizer=config.quantizer,
       num_codebooks=config.num_codebooks,
       codebook_size=config.codebook_size,
-      codebook_dim=config.codebook_dim,
+      codebook_dim=dim,
       beta=float(config.beta),
       likelihood=config.likelihood,
       image_channels=3 if image_shape is None else int(image_shape[-1]),
@@ -284,4 +323,5 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
       num_mixtures=model.num_mixtures,
       codebook_init=model.codebook_init,
       dtype=model.dtype,
+      quantizer_loss_reduction=reduction,
   )

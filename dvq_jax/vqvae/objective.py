@@ -13,14 +13,16 @@ from dvq_jax.vqvae.model import VQVAE
 from dvq_jax.vqvae.bottleneck import codes_by_codebook
 from dvq_jax.vqvae.model import codes_per_image
 
-__all__ = ["codes_per_image", "eval_stats", "loss_fn"]
+__all__ = ["code_counts", "codes_per_image", "encode_code_counts", "eval_stats", "loss_fn"]
 
 
 def loss_fn(params, model: VQVAE, images: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Loss of one batch and its diagnostics, for `jax.value_and_grad(loss_fn, has_aux=True)`.
 
   loss = mean over images of `likelihoods.train_loss` / (H*W*C) + quantizer loss
-  (codebook_loss + beta * commitment_loss, paper Eq. 4). Dividing by H*W*C makes the
+  (codebook_loss + beta * commitment_loss, beta on the commitment/encoder term as in van den
+  Oord et al.; the DVQ paper's Eq. 2/4 print beta on d(sg(z), z_q); reduced over features as
+  `config.quantizer_loss_reduction` says). Dividing by H*W*C makes the
   reconstruction term nats per subpixel (for mse: the mean squared error in [-1, 1] units), so
   its scale against the quantizer loss and the learning rate do not depend on the resolution.
 
@@ -72,13 +74,33 @@ def eval_stats(params, model: VQVAE, images: jax.Array, mask: jax.Array) -> dict
   nll = likelihoods.nll(model.likelihood, out.head, images)
   recon = likelihoods.mean_image(model.likelihood, out.head, images.shape[-1])
   sq_error = jnp.sum(jnp.square(recon - images.astype(jnp.float32)), axis=(1, 2, 3))
-  num_codebooks = 1 if model.quantizer == "vq" else model.num_codebooks
-  codes = codes_by_codebook(model.quantizer, out.quant.codes, num_codebooks)  # (B, N, L)
-  code_counts = jnp.zeros((num_codebooks, model.codebook_size), jnp.float32).at[
-      jnp.arange(num_codebooks), codes].add(jnp.broadcast_to(weight[:, None, None], codes.shape))
   return {
       "nll_nats": jnp.sum(weight * nll),
       "sq_error": jnp.sum(weight * sq_error),
       "count": jnp.sum(weight),
-      "code_counts": code_counts,
+      "code_counts": code_counts(model, out.quant.codes, mask),
   }
+
+
+def code_counts(model: VQVAE, codes: jax.Array, mask: jax.Array) -> jax.Array:
+  """How often each code of each codebook occurs in the real (mask = 1) images of a batch.
+
+  Args:
+    model: the VQVAE.
+    codes: the layout `model.encode` returns, `(batch, h, w, L)` or `(batch, h, w)`.
+    mask: `(batch,)` bool or 0/1.
+
+  Returns:
+    float32 `(L, K)` (`(1, K)` for vq), pooled over the latent positions.
+  """
+  weight = jnp.asarray(mask).astype(jnp.float32)
+  num_codebooks = 1 if model.quantizer == "vq" else model.num_codebooks
+  codes = codes_by_codebook(model.quantizer, codes, num_codebooks)  # (B, N, L)
+  return jnp.zeros((num_codebooks, model.codebook_size), jnp.float32).at[
+      jnp.arange(num_codebooks), codes].add(jnp.broadcast_to(weight[:, None, None], codes.shape))
+
+
+def encode_code_counts(params, model: VQVAE, images: jax.Array, mask: jax.Array) -> jax.Array:
+  """`code_counts` of a padded batch of uint8 images, running the encoder only."""
+  codes = model.apply({"params": params}, images, method=model.encode)
+  return code_counts(model, codes, mask)

@@ -1,0 +1,99 @@
+"""Runs the grid of the rate-distortion study and writes rd.json, rd.csv and rd.png.
+
+  python -m dvq_jax.main --config=configs/rate_distortion.py --workdir=W
+
+Point p trains in `W/<p.name>/` (`Point.name`); a point whose `eval.json` is for the base
+config's final step is read back instead of trained, so an interrupted study resumes where it
+stopped (an unfinished point resumes from its own checkpoint).
+
+Several processes (or machines sharing W) can split the grid: `--config.num_shards=N
+--config.shard_index=i` trains only the points whose index is i mod N and writes no tables; a
+final run with `num_shards = 1` then reads every finished point back and writes the tables.
+"""
+
+import csv
+import io
+import json
+
+import jax
+import ml_collections
+from etils import epath
+
+from dvq_jax.errors import ConfigError
+from dvq_jax.rate_distortion import plots
+from dvq_jax.rate_distortion.grid import Point
+from dvq_jax.rate_distortion.grid import point_config
+from dvq_jax.rate_distortion.grid import points
+from dvq_jax.vqvae import train
+from dvq_jax.vqvae import validation
+
+RECORD_KEYS = ("quantizer", "num_codebooks", "codebook_size", "seed", "recon_bits_per_dim",
+               "rate_bits_per_dim", "rate_unigram_bits_per_dim", "elbo_bits_per_dim",
+               "elbo_unigram_bits_per_dim", "psnr")
+
+
+def _finished(workdir: epath.Path, num_train_steps: int) -> dict | None:
+  path = workdir / "eval.json"
+  if not path.exists():
+    return None
+  result = json.loads(path.read_text())
+  return result if result.get("step") == num_train_steps else None
+
+
+def _record(point: Point, result: dict) -> dict:
+  record = {"quantizer": point.quantizer, "num_codebooks": point.num_codebooks,
+            "codebook_size": point.codebook_size, "seed": point.seed}
+  record.update({key: float(result[key]) for key in RECORD_KEYS[4:]})
+  return record
+
+
+def _write_tables(workdir: epath.Path, records: list[dict]) -> None:
+  (workdir / "rd.json").write_text(json.dumps(records, indent=1))
+  text = io.StringIO()
+  writer = csv.DictWriter(text, fieldnames=RECORD_KEYS, lineterminator="\n")
+  writer.writeheader()
+  writer.writerows(records)
+  (workdir / "rd.csv").write_text(text.getvalue())
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
+  """Trains (or reads back) every point of the grid; returns the records of rd.json.
+
+  Args:
+    config: a `configs/rate_distortion.py` ConfigDict: `base` (a learned-prior config),
+      `quantizers`, `grid` (per quantizer a tuple of (L, K)), `latent_width`, `seeds`,
+      `num_shards`, `shard_index`.
+    workdir: the study's directory; point p goes to `workdir/p.name`.
+
+  Returns:
+    One dict per point (of this shard) with the keys `RECORD_KEYS`, in the order of
+    `grid.points`.
+  """
+  # Every point's config is checked before the first one trains.
+  grid = points(config)
+  configs = [point_config(config, p) for p in grid]
+  for c in configs:
+    validation.check_config(c)
+  root = epath.Path(workdir)
+  root.mkdir(parents=True, exist_ok=True)
+  if jax.process_index() == 0:
+    (root / "config.json").write_text(config.to_json_best_effort(indent=2))
+  num_shards, shard = config.get("num_shards", 1), config.get("shard_index", 0)
+  if not isinstance(num_shards, int) or num_shards < 1 or not 0 <= shard < num_shards:
+    raise ConfigError(f"config.shard_index = {shard!r} must be in [0, config.num_shards ="
+                      f" {num_shards!r}); num_shards an integer >= 1")
+  records = []
+  for i, (point, point_cfg) in enumerate(zip(grid, configs)):
+    if i % num_shards != shard:
+      continue
+    sub = root / point.name
+    result = _finished(sub, point_cfg.num_train_steps)
+    if result is None:
+      print(f"rate_distortion: point {i + 1}/{len(grid)} {point.name}", flush=True)
+      result = train.train_and_evaluate(point_cfg, str(sub))
+    records.append(_record(point, result))
+    if jax.process_index() == 0 and num_shards == 1:
+      _write_tables(root, records)  # partial tables while the study runs
+  if jax.process_index() == 0 and num_shards == 1:
+    plots.write_rd_plot(root / "rd.png", records)
+  return records

@@ -1,0 +1,166 @@
+"""An honest comparison (issue 10): loss reduction, equal-width baselines, the unigram code rate
+and the rate-distortion study, on tiny models."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from dvq_jax import data as data_lib
+from dvq_jax import rate_distortion
+from dvq_jax import vqvae
+from dvq_jax.errors import ConfigError
+from dvq_jax.training import sharding
+from dvq_jax.vqvae import evaluate
+from dvq_jax.vqvae import objective
+from dvq_jax.vqvae import train
+from dvq_jax.vqvae.bottleneck import latent_channels
+from tests import config_files
+from tests.test_models import IMAGE_SHAPE
+from tests.test_models import init
+from tests.test_models import tiny_config
+from tests.test_models import tiny_images
+
+# Features of the quantized vector at a position, tiny_config: L = 2, D = 4.
+QUANTIZED_FEATURES = {"dvq": 8, "mvq": 8, "vq": 4, "svq": 4}
+
+
+@pytest.mark.parametrize("quantizer", vqvae.QUANTIZERS)
+def test_mean_elements_divides_the_quantizer_loss_and_its_gradient_by_the_feature_count(
+    quantizer):
+  images = tiny_images()
+  config = tiny_config(quantizer)
+  summed = vqvae.build_model(config, IMAGE_SHAPE)
+  config.quantizer_loss_reduction = "mean_elements"
+  averaged = vqvae.build_model(config, IMAGE_SHAPE)
+  params = init(summed, images)
+
+  def quant_losses(model, p):
+    out = model.apply({"params": p}, images).quant
+    return out.loss, (out.codebook_loss, out.commitment_loss, out.codes)
+
+  (loss_s, (cb_s, cm_s, codes_s)), grad_s = jax.value_and_grad(
+      lambda p: quant_losses(summed, p), has_aux=True)(params)
+  (loss_m, (cb_m, cm_m, codes_m)), grad_m = jax.value_and_grad(
+      lambda p: quant_losses(averaged, p), has_aux=True)(params)
+  features = QUANTIZED_FEATURES[quantizer]
+  assert float(loss_s) > 0
+  np.testing.assert_allclose(loss_s / loss_m, features, rtol=1e-5)
+  np.testing.assert_allclose(cb_s / cb_m, features, rtol=1e-5)
+  np.testing.assert_allclose(cm_s / cm_m, features, rtol=1e-5)
+  np.testing.assert_array_equal(codes_s, codes_m)  # the forward pass is unchanged
+  for g_s, g_m in zip(jax.tree.leaves(grad_s), jax.tree.leaves(grad_m)):
+    np.testing.assert_allclose(g_m * features, g_s, rtol=1e-4, atol=1e-7)
+  assert float(jnp.abs(grad_s["quantize"]["codebooks"]).sum()) > 0
+
+
+def test_unknown_loss_reduction_and_equal_width_are_config_errors():
+  config = tiny_config()
+  config.quantizer_loss_reduction = "mean"
+  with pytest.raises(ConfigError, match="config.quantizer_loss_reduction = 'mean'"):
+    vqvae.build_model(config)
+  config = ml_collections.ConfigDict({**tiny_config().to_dict(), "equal_width": 1})
+  with pytest.raises(ConfigError, match="config.equal_width"):
+    vqvae.build_model(config)
+
+
+@pytest.mark.parametrize("quantizer, latent, codebooks, decoder_in", [
+    ("dvq", 8, (2, 16, 4), 8), ("mvq", 8, (2, 16, 8), 16), ("vq", 8, (1, 16, 8), 8),
+    ("svq", 8, (2, 16, 8), 8)])
+def test_equal_width_gives_every_quantizer_an_encoder_output_of_l_times_d(
+    quantizer, latent, codebooks, decoder_in):
+  config = tiny_config(quantizer)  # L = 2, D = 4
+  config.equal_width = True
+  model = vqvae.build_model(config, IMAGE_SHAPE)
+  params = init(model, tiny_images())
+  encoder_out = params["encoder"]
+  last_conv = encoder_out[sorted(k for k in encoder_out if k.startswith("Conv"))[-1]]
+  assert last_conv["kernel"].shape[-1] == latent
+  assert params["quantize"]["codebooks"].shape == codebooks
+  assert params["decoder"]["Conv_0"]["kernel"].shape[-2] == decoder_in
+  config.equal_width = False  # the paper's baselines: D-wide latents for all but dvq
+  params = init(vqvae.build_model(config, IMAGE_SHAPE), tiny_images())
+  assert params["quantize"]["codebooks"].shape[-1] == 4
+
+
+@pytest.mark.parametrize("quantizer", ["dvq", "vq", "svq"])
+def test_unigram_rate_matches_a_numpy_code_length(tmp_path, quantizer):
+  config = tiny_config(quantizer)
+  config.likelihood = "mse"
+  config.num_recon_images = 0
+  config.batch_size = 4  # 13 train and 6 test images: both splits end in a padded batch
+  rng = np.random.default_rng(1)
+  train_images = rng.integers(0, 256, (13, *IMAGE_SHAPE), dtype=np.uint8)
+  test_images = rng.integers(0, 256, (6, *IMAGE_SHAPE), dtype=np.uint8)
+  data = data_lib.ImageData("tiny", IMAGE_SHAPE, 13, 6, train_images, test_images)
+  model = vqvae.build_model(config, IMAGE_SHAPE)
+  params = init(model, tiny_images())
+  result = evaluate.Evaluator(config, model, data, sharding.make_mesh(), str(tmp_path)).run(
+      params, 0)
+
+  def codes(images):  # (images * positions, L) as numpy
+    c = np.asarray(model.apply({"params": params}, jnp.asarray(images), method=model.encode))
+    if quantizer == "svq":  # group l = l-th contiguous block of the 4 row-major positions
+      return c.reshape(len(images), 2, -1).transpose(0, 2, 1).reshape(-1, 2)
+    return c.reshape(-1, 1 if quantizer == "vq" else 2)
+
+  train_codes, test_codes = codes(train_images), codes(test_images)
+  bits = 0.0
+  for l in range(train_codes.shape[1]):
+    counts = np.bincount(train_codes[:, l], minlength=config.codebook_size)
+    probs = (counts + 0.5) / (counts.sum() + config.codebook_size / 2)
+    bits -= np.log2(probs[test_codes[:, l]]).sum()
+  expected = bits / (6 * np.prod(IMAGE_SHAPE))
+  np.testing.assert_allclose(result["rate_unigram_bits_per_dim"], expected, rtol=1e-6)
+  np.testing.assert_allclose(result["elbo_unigram_bits_per_dim"],
+                             result["recon_bits_per_dim"] + expected, rtol=1e-6)
+  # A histogram of 13 images cannot beat the uniform prior by much, nor cost far more.
+  assert 0 < result["rate_unigram_bits_per_dim"] < 2 * result["rate_bits_per_dim"]
+
+
+def test_lower_convex_hull():
+  hull = rate_distortion.lower_convex_hull
+  assert hull([0.0, 1.0, 2.0], [2.0, 1.0, 0.0]) == [0, 2]  # collinear middle point dropped
+  assert hull([0.0, 1.0, 2.0], [2.0, 0.5, 0.0]) == [0, 1, 2]
+  assert hull([1.0, 1.0, 0.0], [3.0, 1.0, 2.0]) == [2, 1]
+
+
+def test_grid_points_and_their_configs():
+  config = config_files.load("configs/rate_distortion.py")
+  points = rate_distortion.points(config)
+  assert len(points) == 4 * 3 * config.seeds
+  assert len({p.name for p in points}) == len(points)
+  rates = {}
+  for p in points:
+    point_config = rate_distortion.point_config(config, p)
+    model = vqvae.build_model(point_config, (32, 32, 3))
+    # Every point quantizes the same 16-channel encoder output.
+    assert latent_channels(model.quantizer, model.num_codebooks, model.codebook_dim) == 16
+    assert point_config.num_train_steps == config.base.num_train_steps
+    rates.setdefault(p.quantizer, set()).add(objective.codes_per_image(
+        point_config, (32, 32, 3)) * np.log2(p.codebook_size) / 3072)
+  assert min(rates["dvq"]) < max(rates["vq"]) and min(rates["vq"]) < max(rates["dvq"])
+  config.grid.dvq = ((3, 16),)
+  with pytest.raises(ConfigError, match="config.grid.dvq"):
+    rate_distortion.points(config)
+
+
+def test_small_study_writes_tables_and_plot_and_resumes(tmp_path, monkeypatch):
+  config = config_files.load("configs/rate_distortion.py:small")
+  config.quantizers = ("vq", "dvq")
+  records = rate_distortion.run(config, str(tmp_path))
+  assert [(r["quantizer"], r["num_codebooks"], r["codebook_size"]) for r in records] == [
+      ("vq", 1, 16), ("dvq", 2, 4)]
+  for r in records:
+    assert set(r) == set(rate_distortion.RECORD_KEYS)
+    np.testing.assert_allclose(r["elbo_unigram_bits_per_dim"],
+                               r["recon_bits_per_dim"] + r["rate_unigram_bits_per_dim"])
+  assert json.loads((tmp_path / "rd.json").read_text()) == records
+  assert (tmp_path / "rd.csv").read_text().splitlines()[0] == ",".join(rate_distortion.RECORD_KEYS)
+  assert (tmp_path / "rd.png").stat().st_size > 1000
+  # A finished point is read back, not trained again.
+  monkeypatch.setattr(train, "train_and_evaluate", lambda *a: pytest.fail("retrained a point"))
+  assert rate_distortion.run(config, str(tmp_path)) == records
