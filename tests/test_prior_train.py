@@ -30,6 +30,7 @@ def _config(vqvae_workdir, **overrides):
   return config
 
 
+@pytest.mark.slow  # three compiled programs (encoder, prior step, sampler): ~30 s idle
 def test_train_eval_load_and_sample(tmp_path):
   vqvae_workdir = prior_fixtures.vqvae_workdir(tmp_path)
   workdir = tmp_path / "prior"
@@ -88,6 +89,7 @@ def test_recon_comes_from_the_vqvaes_eval_json_at_the_same_step(tmp_path):
   assert result["elbo_bits_per_dim"] == pytest.approx(4.25 + result["rate_prior_bits_per_dim"])
 
 
+@pytest.mark.slow  # three short runs
 def test_resume_is_bit_identical(tmp_path):
   vqvae_workdir = prior_fixtures.vqvae_workdir(tmp_path, "vq")
   # Constant learning rate: a cosine's shape depends on num_train_steps, which differs here.
