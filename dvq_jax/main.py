@@ -3,7 +3,8 @@ r"""Command-line entry point: `python -m dvq_jax.main --config=configs/X.py --wo
 The config's `experiment` field picks what runs:
   static_prior   -- codebooks trained alone on Gaussian blobs (paper Fig. 3/4),
   learned_prior  -- the DVQ-VAE trained and evaluated on images (paper Table 1),
-  rate_distortion -- a grid of DVQ-VAEs over quantizer, L and K (configs/rate_distortion.py).
+  rate_distortion -- a grid of DVQ-VAEs over quantizer, L and K (configs/rate_distortion.py),
+  code_prior     -- an autoregressive prior over a trained VQ-VAE's codes (its true bits/dim).
 Override any field from the command line: `--config.quantizer=vq --config.batch_size=64`.
 User mistakes end with a one-line `error:` message and exit code 2, before any compute.
 """
@@ -36,9 +37,12 @@ def run(config, workdir: str):
   if experiment == "rate_distortion":
     from dvq_jax import rate_distortion
     return rate_distortion.run(config, workdir)
+  if experiment == "code_prior":
+    from dvq_jax.prior import train as prior_train
+    return prior_train.train_and_evaluate(config, workdir)
   raise ConfigError(
-      f"config.experiment = {experiment!r} is unknown; use 'static_prior', 'learned_prior' or"
-      " 'rate_distortion'"
+      f"config.experiment = {experiment!r} is unknown; use 'static_prior', 'learned_prior',"
+      " 'rate_distortion' or 'code_prior'"
   )
 
 
