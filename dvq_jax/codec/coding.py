@@ -97,7 +97,8 @@ def _check_images(images, image_shape) -> np.ndarray:
   return images
 
 
-def compress(images, prior, *, mode: str = "lossless", batch_size: int | None = None) -> bytes:
+def compress(images, prior, *, mode: str = "lossless", batch_size: int | None = None,
+             workdir: str | None = None) -> bytes:
   """Images -> the bytes of a .dvqz file (header + range-coded payload).
 
   Args:
@@ -109,6 +110,8 @@ def compress(images, prior, *, mode: str = "lossless", batch_size: int | None = 
       mean image, i.e. `Tokenizer.decode(Tokenizer.encode(images))`).
     batch_size: images coded together (padded to it); default min(N, 64). Recorded in the
       header; only speed depends on it.
+    workdir: the prior workdir recorded in the header as decompress's default; None records
+      `prior` when it is a path, else nothing.
 
   Returns:
     The file's bytes; `decompress` reads them back.
@@ -143,7 +146,7 @@ def compress(images, prior, *, mode: str = "lossless", batch_size: int | None = 
       mode=mode, count=len(images), image_shape=tuple(images.shape[1:]), batch_size=batch_size,
       vqvae_digest=_digest(tokenizer.checkpoint_digest),
       prior_digest=_digest(loaded.checkpoint_digest), images_crc=container.images_crc(decoded),
-      prior_workdir=prior if isinstance(prior, str) else "")
+      prior_workdir=workdir or (prior if isinstance(prior, str) else ""))
   return container.pack(header, payload)
 
 
@@ -189,7 +192,10 @@ def decompress(data: bytes, prior=None) -> np.ndarray:
   family = _family()
 
   def read(counts, _):
-    return np.asarray(decoder.decode(family, counts), np.int32)
+    try:
+      return np.asarray(decoder.decode(family, counts), np.int32)
+    except (ValueError, RuntimeError, OverflowError) as e:  # an exhausted or invalid stream
+      raise CodecError(f"corrupted file: the payload does not decode ({e})") from None
 
   images = np.zeros((header.count,) + tuple(header.image_shape), np.uint8)
   batch_size = header.batch_size
