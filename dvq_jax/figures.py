@@ -1,4 +1,4 @@
-"""Images a training run writes: reconstruction grids and per-codebook usage plots."""
+"""Images a training run writes: reconstruction and sample grids, per-codebook usage plots."""
 
 import io
 
@@ -21,6 +21,23 @@ def recon_grid(originals: np.ndarray, reconstructions: np.ndarray, pad: int = 2)
     for i, image in enumerate(images):
       left = pad + i * (width + pad)
       grid[top:top + height, left:left + width] = image
+  return grid
+
+
+def image_grid(images: np.ndarray, columns: int = 8, pad: int = 2) -> np.ndarray:
+  """uint8 images `(n, H, W, C)` tiled row by row, `columns` wide, on a white background.
+
+  >>> image_grid(np.zeros((10, 4, 4, 3), np.uint8), columns=4).shape
+  (20, 26, 3)
+  """
+  n, height, width, channels = images.shape
+  columns = max(1, min(columns, n))
+  rows = -(-n // columns)
+  grid = np.full((rows * (height + pad) + pad, columns * (width + pad) + pad, channels), 255,
+                 np.uint8)
+  for i, image in enumerate(images):
+    top, left = pad + (i // columns) * (height + pad), pad + (i % columns) * (width + pad)
+    grid[top:top + height, left:left + width] = image
   return grid
 
 

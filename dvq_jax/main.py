@@ -2,7 +2,8 @@ r"""Command-line entry point: `python -m dvq_jax.main --config=configs/X.py --wo
 
 The config's `experiment` field picks what runs:
   static_prior   -- codebooks trained alone on Gaussian blobs (paper Fig. 3/4),
-  learned_prior  -- the DVQ-VAE trained and evaluated on images (paper Table 1).
+  learned_prior  -- the DVQ-VAE trained and evaluated on images (paper Table 1),
+  code_prior     -- an autoregressive prior over a trained VQ-VAE's codes (its true bits/dim).
 Override any field from the command line: `--config.quantizer=vq --config.batch_size=64`.
 User mistakes end with a one-line `error:` message and exit code 2, before any compute.
 """
@@ -32,8 +33,12 @@ def run(config, workdir: str):
   if experiment == "learned_prior":
     from dvq_jax.vqvae import train
     return train.train_and_evaluate(config, workdir)
+  if experiment == "code_prior":
+    from dvq_jax.prior import train as prior_train
+    return prior_train.train_and_evaluate(config, workdir)
   raise ConfigError(
-      f"config.experiment = {experiment!r} is unknown; use 'static_prior' or 'learned_prior'"
+      f"config.experiment = {experiment!r} is unknown; use 'static_prior', 'learned_prior' or"
+      " 'code_prior'"
   )
 
 

@@ -17,7 +17,7 @@ def test_all_config_files_are_covered():
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_loads(name):
   config = config_files.load(f"configs/{name}")
-  assert config.experiment in ("learned_prior", "static_prior")
+  assert config.experiment in ("learned_prior", "static_prior", "code_prior")
 
 
 @pytest.mark.parametrize("name", LEARNED_PRIOR)
@@ -34,3 +34,13 @@ def test_paper_settings(name):
   assert (config.codebook_size, config.num_codebooks, config.batch_size) == (512, 8, 128)
   assert (config.learning_rate, config.num_train_steps) == (2e-4, 100_000)
   assert (config.model.hidden_channels, config.model.residual_channels) == (256, 64)
+
+
+@pytest.mark.parametrize("arg", ["", ":small"])
+def test_code_prior_config_validates(arg):
+  from dvq_jax.prior import train as prior_train  # pylint: disable=g-import-not-at-top
+  config = config_files.load(f"configs/prior.py{arg}")
+  with config.unlocked():
+    config.vqvae_workdir = "/tmp/some_vqvae_run"
+  prior_train.check_config(config)
+  assert config.experiment == "code_prior"

@@ -1,0 +1,208 @@
+"""The code prior (linen): a decoder-only causal Transformer over a VQ-VAE's code sequence.
+
+Token t of the sequence (`ordering.Ordering`) is predicted from tokens < t. The input at t is the
+embedding of token t-1 in a table of its own codebook (code k of codebook l means nothing to
+codebook l', so the table has L*K rows, plus one for the BOS input at t = 0) plus learned
+embeddings of token t's row, column and codebook; then `depth` pre-LayerNorm blocks (causal
+multi-head self-attention, a 4x GELU MLP), a final LayerNorm and an output head per codebook,
+`(L, width, K)`. The same parameters run in two ways:
+
+  `model.apply(v, tokens)`                      teacher forcing: log-probs `(B, T, K)` of every token;
+  `model.apply(v, cache, prev, t, method=model.step)`   one token with a KV cache, for sampling
+                                                and entropy coding (`init_cache` makes the cache).
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dvq_jax.prior.ordering import Ordering
+
+_NEG = -1e30  # logit of a masked attention entry: exp underflows to exactly 0
+
+
+class CausalSelfAttention(nn.Module):
+  """Multi-head self-attention; token t attends to tokens <= t."""
+
+  width: int
+  heads: int
+  dropout: float = 0.0
+
+  def setup(self):
+    self.qkv = nn.Dense(3 * self.width)
+    self.out = nn.Dense(self.width)
+    self.drop = nn.Dropout(self.dropout)
+
+  def _qkv(self, x):
+    batch, length, _ = x.shape
+    q, k, v = jnp.split(self.qkv(x), 3, axis=-1)
+    shape = (batch, length, self.heads, self.width // self.heads)
+    return q.reshape(shape), k.reshape(shape), v.reshape(shape)
+
+  def _attend(self, q, k, v, mask, deterministic):
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])
+    weights = jax.nn.softmax(jnp.where(mask, logits, _NEG), axis=-1)
+    weights = self.drop(weights, deterministic=deterministic)
+    out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+    return self.out(out.reshape(*out.shape[:2], self.width))
+
+  def __call__(self, x, deterministic: bool = True):
+    """`(B, T, width)` -> `(B, T, width)`."""
+    q, k, v = self._qkv(x)
+    length = x.shape[1]
+    mask = jnp.tril(jnp.ones((length, length), bool))
+    return self._attend(q, k, v, mask, deterministic)
+
+  def step(self, x, cache, t):
+    """One token `(B, 1, width)` at position t; cache `{"k", "v"}` `(B, T, heads, width/heads)`."""
+    q, k, v = self._qkv(x)
+    keys = jax.lax.dynamic_update_slice_in_dim(cache["k"], k, t, axis=1)
+    values = jax.lax.dynamic_update_slice_in_dim(cache["v"], v, t, axis=1)
+    mask = (jnp.arange(keys.shape[1]) <= t)[None, :]
+    return self._attend(q, keys, values, mask, True), {"k": keys, "v": values}
+
+
+class Block(nn.Module):
+  """Pre-LayerNorm Transformer block: x + attn(LN(x)), then x + MLP(LN(x))."""
+
+  width: int
+  heads: int
+  dropout: float = 0.0
+
+  def setup(self):
+    self.norm1 = nn.LayerNorm()
+    self.attn = CausalSelfAttention(self.width, self.heads, self.dropout)
+    self.norm2 = nn.LayerNorm()
+    self.fc1 = nn.Dense(4 * self.width)
+    self.fc2 = nn.Dense(self.width)
+    self.drop = nn.Dropout(self.dropout)
+
+  def _mlp(self, x, deterministic):
+    return self.drop(self.fc2(nn.gelu(self.fc1(self.norm2(x)))), deterministic=deterministic)
+
+  def __call__(self, x, deterministic: bool = True):
+    x = x + self.drop(self.attn(self.norm1(x), deterministic), deterministic=deterministic)
+    return x + self._mlp(x, deterministic)
+
+  def step(self, x, cache, t):
+    attended, cache = self.attn.step(self.norm1(x), cache, t)
+    x = x + attended
+    return x + self._mlp(x, True), cache
+
+
+class CodePrior(nn.Module):
+  """p(tokens) = prod_t p(token t | tokens < t) over a code grid `(h, w, L)` read in `order`.
+
+  Attributes:
+    codebook_size: K.
+    num_codebooks: L (the codes' last axis; 1 for vq and svq).
+    grid: `(h, w)`.
+    order: position_major | codebook_major (see `ordering`).
+    width, depth, heads: the Transformer's model width, number of blocks and attention heads
+      (width divisible by heads).
+    dropout: rate on the embeddings, attention weights and residual branches (training only).
+
+  >>> model = CodePrior(codebook_size=5, num_codebooks=2, grid=(2, 2), width=8, depth=1, heads=2)
+  >>> tokens = jnp.zeros((3, 8), jnp.int32)
+  >>> params = model.init(jax.random.key(0), tokens)["params"]
+  >>> model.apply({"params": params}, tokens).shape
+  (3, 8, 5)
+  """
+
+  codebook_size: int
+  num_codebooks: int
+  grid: tuple[int, int]
+  order: str = "position_major"
+  width: int = 128
+  depth: int = 4
+  heads: int = 4
+  dropout: float = 0.0
+
+  @property
+  def ordering(self) -> Ordering:
+    return Ordering(self.order, tuple(self.grid), self.num_codebooks)
+
+  def setup(self):
+    if self.width % self.heads:
+      raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
+    embed = lambda n: nn.Embed(n, self.width, embedding_init=nn.initializers.normal(0.02))
+    num_codes = self.num_codebooks * self.codebook_size
+    self.token_embed = embed(num_codes + 1)  # codebook l's code k at row l*K + k; BOS last
+    self.row_embed = embed(self.grid[0])
+    self.column_embed = embed(self.grid[1])
+    self.codebook_embed = embed(self.num_codebooks)
+    self.drop = nn.Dropout(self.dropout)
+    self.blocks = [Block(self.width, self.heads, self.dropout) for _ in range(self.depth)]
+    self.final_norm = nn.LayerNorm()
+    # Zero-initialised heads: the untrained prior is uniform, log K nats per code.
+    self.head_kernel = self.param("head_kernel", nn.initializers.zeros,
+                                  (self.num_codebooks, self.width, self.codebook_size))
+    self.head_bias = self.param("head_bias", nn.initializers.zeros,
+                                (self.num_codebooks, self.codebook_size))
+
+  def _position_embeddings(self):
+    o = self.ordering
+    return self.row_embed(o.row) + self.column_embed(o.column) + self.codebook_embed(o.codebook)
+
+  def _input_ids(self, tokens):
+    """Token t-1 in its codebook's rows (BOS at t = 0): `(B, T)` -> `(B, T)`."""
+    offsets = jnp.asarray(self.ordering.codebook[:-1] * self.codebook_size)
+    previous = tokens[:, :-1] + offsets
+    bos = jnp.full((tokens.shape[0], 1), self.num_codebooks * self.codebook_size, tokens.dtype)
+    return jnp.concatenate([bos, previous], axis=1)
+
+  def __call__(self, tokens, deterministic: bool = True):
+    """int `(B, T)` -> float32 log-probs `(B, T, K)`: row t is p(token t | tokens < t)."""
+    x = self.token_embed(self._input_ids(tokens)) + self._position_embeddings()[None]
+    x = self.drop(x, deterministic=deterministic)
+    for block in self.blocks:
+      x = block(x, deterministic)
+    x = self.final_norm(x)
+    codebook = self.ordering.codebook
+    logits = jnp.zeros((*tokens.shape, self.codebook_size), jnp.float32)
+    for l in range(self.num_codebooks):  # static token groups: each head sees only its tokens
+      index = np.flatnonzero(codebook == l)
+      logits = logits.at[:, index].set(x[:, index] @ self.head_kernel[l] + self.head_bias[l])
+    return jax.nn.log_softmax(logits, axis=-1)
+
+  def init_cache(self, batch_size: int):
+    """Zeros for `step`: per block `{"k", "v"}` float32 `(batch, T, heads, width / heads)`."""
+    shape = (batch_size, self.ordering.num_tokens, self.heads, self.width // self.heads)
+    return [{"k": jnp.zeros(shape, jnp.float32), "v": jnp.zeros(shape, jnp.float32)}
+            for _ in range(self.depth)]
+
+  def step(self, cache, previous_tokens, t):
+    """log p(token t | tokens < t) from token t-1 and the cache of tokens < t-1.
+
+    Args:
+      cache: from `init_cache` (t = 0) or the previous `step`.
+      previous_tokens: int `(B,)`, token t-1 (ignored at t = 0, where the input is BOS).
+      t: int scalar (may be traced), 0 <= t < T.
+
+    Returns:
+      `(log_probs, cache)`: float32 `(B, K)` and the cache with position t filled in.
+    """
+    codebook = jnp.asarray(self.ordering.codebook)
+    bos = self.num_codebooks * self.codebook_size
+    previous_codebook = codebook[jnp.maximum(t - 1, 0)]
+    ids = jnp.where(t == 0, bos, previous_codebook * self.codebook_size + previous_tokens)
+    position = jax.lax.dynamic_index_in_dim(self._position_embeddings(), t, keepdims=True)
+    x = self.token_embed(ids)[:, None] + position[None]
+    new_cache = []
+    for block, layer_cache in zip(self.blocks, cache):
+      x, layer_cache = block.step(x, layer_cache, t)
+      new_cache.append(layer_cache)
+    x = self.final_norm(x)[:, 0]
+    logits = x @ self.head_kernel[codebook[t]] + self.head_bias[codebook[t]]
+    return jax.nn.log_softmax(logits, axis=-1), new_cache
+
+
+def build_prior(config, tokenizer) -> CodePrior:
+  """The `CodePrior` a code-prior config (`prior.defaults`) describes over a tokenizer's grid."""
+  return CodePrior(
+      codebook_size=tokenizer.codebook_size, num_codebooks=tokenizer.num_codebooks,
+      grid=tuple(tokenizer.grid), order=config.order, width=config.model.width,
+      depth=config.model.depth, heads=config.model.heads, dropout=float(config.model.dropout))

@@ -1,0 +1,172 @@
+"""The code prior's model: causality, the KV-cache step, orderings, bits/dim, learning a chain."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from dvq_jax.prior import objective
+from dvq_jax.prior import sampling
+from dvq_jax.prior.model import CodePrior
+from dvq_jax.prior.ordering import ORDERS
+from dvq_jax.prior.ordering import Ordering
+
+
+def _model_and_params(order, seed=0, **kw):
+  settings = dict(codebook_size=5, num_codebooks=3, grid=(2, 3), order=order, width=16,
+                  depth=2, heads=2)
+  settings.update(kw)
+  model = CodePrior(**settings)
+  tokens = jnp.zeros((1, model.ordering.num_tokens), jnp.int32)
+  params = model.init(jax.random.key(seed), tokens)["params"]
+  # The output heads start at zero (a uniform prior); perturb every param so that each
+  # prediction depends on its inputs.
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
+  leaves = [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
+  return model, jax.tree.unflatten(tree, leaves)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_ordering_round_trip_and_layout(order):
+  ordering = Ordering(order, (2, 3), 4)
+  codes = np.random.default_rng(0).integers(0, 9, (5, 2, 3, 4))
+  tokens = ordering.to_sequence(codes)
+  np.testing.assert_array_equal(ordering.from_sequence(tokens), codes)
+  np.testing.assert_array_equal(
+      tokens[:, :ordering.num_tokens],
+      codes[:, ordering.row, ordering.column, ordering.codebook])
+  if order == "position_major":
+    assert ordering.codebook[:8].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+  else:
+    assert ordering.codebook[:8].tolist() == [0] * 6 + [1] * 2
+    assert ordering.row[:6].tolist() == [0, 0, 0, 1, 1, 1]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_changing_token_t_changes_no_prediction_up_to_t(order):
+  model, params = _model_and_params(order)
+  num_tokens = model.ordering.num_tokens
+  rng = np.random.default_rng(0)
+  tokens = rng.integers(0, 5, (1, num_tokens)).astype(np.int32)
+  base = np.asarray(model.apply({"params": params}, tokens))
+  for t in range(num_tokens):
+    changed = tokens.copy()
+    changed[0, t] = (changed[0, t] + 1 + rng.integers(0, 4)) % 5
+    out = np.asarray(model.apply({"params": params}, changed))
+    np.testing.assert_array_equal(out[:, :t + 1], base[:, :t + 1])  # exactly: masked weights are 0
+    if t + 1 < num_tokens:
+      assert np.max(np.abs(out[:, t + 1] - base[:, t + 1])) > 1e-4  # token t+1 does see it
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_kv_cache_step_matches_teacher_forcing(order):
+  model, params = _model_and_params(order)
+  tokens = jnp.asarray(np.random.default_rng(1).integers(0, 5, (4, model.ordering.num_tokens)),
+                       jnp.int32)
+  full = np.asarray(model.apply({"params": params}, tokens))
+  step = jax.jit(lambda cache, previous, t: model.apply({"params": params}, cache, previous, t,
+                                                        method=model.step))
+  cache = model.init_cache(4)
+  rows = []
+  for t in range(model.ordering.num_tokens):
+    previous = tokens[:, t - 1] if t else jnp.full((4,), 3, jnp.int32)  # ignored at t = 0
+    log_probs, cache = step(cache, previous, t)
+    rows.append(np.asarray(log_probs))
+  np.testing.assert_allclose(np.stack(rows, axis=1), full, atol=2e-5)
+
+
+def test_untrained_prior_is_uniform_and_log_probs_normalise():
+  model = CodePrior(codebook_size=7, num_codebooks=2, grid=(2, 2), width=8, depth=1, heads=2)
+  tokens = jnp.zeros((2, 8), jnp.int32)
+  params = model.init(jax.random.key(0), tokens)["params"]
+  np.testing.assert_allclose(model.apply({"params": params}, tokens), -math.log(7), rtol=1e-6)
+  _, perturbed = _model_and_params("position_major")
+  out = CodePrior(codebook_size=5, num_codebooks=3, grid=(2, 3), width=16, depth=2,
+                  heads=2).apply({"params": perturbed}, jnp.zeros((2, 18), jnp.int32))
+  np.testing.assert_allclose(np.exp(out).sum(-1), 1.0, rtol=1e-5)
+
+
+def test_bits_per_dim_bookkeeping_against_numpy():
+  model, params = _model_and_params("codebook_major")
+  ordering = model.ordering
+  rng = np.random.default_rng(2)
+  tokens = rng.integers(0, 5, (6, ordering.num_tokens)).astype(np.int32)
+  mask = np.array([1, 1, 1, 1, 0, 0], bool)  # two padding rows count nowhere
+  sums = objective.eval_sums(params, model, jnp.asarray(tokens), jnp.asarray(mask),
+                             ordering.codebook)
+  log_probs = np.asarray(model.apply({"params": params}, tokens), np.float64)
+  nll = -np.take_along_axis(log_probs, tokens[..., None], -1)[..., 0][mask]  # (4, T)
+  expected = np.array([nll[:, ordering.codebook == l].sum() for l in range(3)])
+  np.testing.assert_allclose(sums["nll_nats"], expected, rtol=1e-5)
+  assert float(sums["count"]) == 4
+  image_dims = 8 * 12 * 3
+  out = objective.rate_metrics(sums["nll_nats"], sums["count"], num_tokens=ordering.num_tokens,
+                               codebook_size=5, image_dims=image_dims, unigram_bits=123.0,
+                               recon_bits_per_dim=2.5)
+  bits = nll.sum() / np.log(2)
+  np.testing.assert_allclose(out["rate_prior_bits_per_dim"], bits / (4 * image_dims), rtol=1e-5)
+  np.testing.assert_allclose(out["nll_nats_per_code"], nll.mean(), rtol=1e-5)
+  np.testing.assert_allclose(out["prior_bits_per_code"], expected / np.log(2) / (4 * 6),
+                             rtol=1e-5)
+  assert out["rate_bits_per_dim"] == pytest.approx(18 * np.log2(5) / image_dims)
+  assert out["rate_unigram_bits_per_dim"] == pytest.approx(123.0 / (4 * image_dims))
+  assert out["elbo_bits_per_dim"] == pytest.approx(2.5 + out["rate_prior_bits_per_dim"])
+  counts = objective.code_counts(np.array([[[[0, 1]], [[0, 0]]]]), 3)
+  np.testing.assert_array_equal(counts, [[2, 0, 0], [1, 1, 0]])
+
+
+def _markov_sequences(rng, num, length, transition):
+  states = np.empty((num, length), np.int32)
+  states[:, 0] = rng.integers(0, len(transition), num)  # uniform = the stationary distribution
+  for t in range(1, length):
+    cumulative = np.cumsum(transition[states[:, t - 1]], axis=-1)
+    states[:, t] = (rng.random((num, 1)) > cumulative).sum(-1)
+  return states
+
+
+def test_prior_learns_a_markov_chains_entropy_rate():
+  # A chain over K = 4 codes running through the whole sequence (L = 2 codebooks, 8 positions,
+  # position_major): every codebook's head and embeddings must learn the same transitions.
+  k = 4
+  transition = np.full((k, k), 0.1) + np.eye(k)[:, [1, 2, 3, 0]] * 0.6  # rows sum to 1
+  entropy_rate = -np.sum(transition[0] * np.log(transition[0]))  # every row alike: 0.940 nats
+  rng = np.random.default_rng(0)
+  train = _markov_sequences(rng, 2048, 16, transition)
+  test = _markov_sequences(rng, 512, 16, transition)
+  model = CodePrior(codebook_size=k, num_codebooks=2, grid=(1, 8), width=32, depth=1, heads=2)
+  params = model.init(jax.random.key(0), jnp.asarray(train[:1]))["params"]
+  tx = optax.adam(3e-3)
+
+  @jax.jit
+  def update(params, opt_state, batch, key):
+    grads = jax.grad(lambda p: objective.loss_fn(p, model, batch, key)[0])(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  opt_state = tx.init(params)
+  for step in range(300):
+    batch = train[rng.integers(0, len(train), 64)]
+    params, opt_state = update(params, opt_state, batch, jax.random.key(step))
+  nll = np.asarray(objective.token_nll(params, model, jnp.asarray(test)))
+  assert abs(nll[:, 1:].mean() - entropy_rate) < 0.05 * entropy_rate, nll[:, 1:].mean()
+  assert abs(nll[:, 0].mean() - np.log(k)) < 0.05 * np.log(k)  # the first code: uniform
+
+
+@pytest.mark.parametrize("top_k", [0, 2])
+def test_sampling_with_and_without_cache_draw_the_same_codes(top_k):
+  model, params = _model_and_params("position_major")
+  args = dict(model=model, num_samples=8, top_k=top_k)
+  with_cache = sampling.sample_tokens(params, jax.random.key(3), 1.0, **args)
+  without = sampling.sample_tokens(params, jax.random.key(3), 1.0, use_cache=False, **args)
+  assert with_cache.shape == (8, model.ordering.num_tokens)
+  assert np.mean(np.asarray(with_cache) == np.asarray(without)) > 0.95  # float ties aside
+  assert 0 <= int(with_cache.min()) and int(with_cache.max()) < 5
+  if top_k:  # every draw is one of the 2 most likely codes given its prefix
+    log_probs = np.asarray(model.apply({"params": params}, with_cache))
+    rank = (log_probs > np.take_along_axis(log_probs, np.asarray(with_cache)[..., None],
+                                           -1)).sum(-1)
+    assert rank.max() < 2
