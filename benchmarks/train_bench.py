@@ -30,6 +30,7 @@ import numpy as np
 
 from dvq_jax.vqvae import likelihoods
 from dvq_jax.vqvae import objective
+from dvq_jax.training import optim
 from dvq_jax.vqvae import train
 from dvq_jax.vqvae.model import build_model
 from configs import cifar10
@@ -70,7 +71,7 @@ def _images(batch: int, seed: int = 0) -> jax.Array:
 def _setup(likelihood: str, batch: int, dtype: str = "float32"):
   config = _config(likelihood, dtype)
   model = build_model(config, IMAGE_SHAPE)
-  tx = train.make_optimizer(config)
+  tx = optim.make_optimizer(config)
   images = _images(batch)
   params = model.init(jax.random.key(0), images)["params"]
   state = {"step": jnp.int32(0), "params": params, "opt_state": tx.init(params)}

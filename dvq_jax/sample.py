@@ -22,12 +22,16 @@ from dvq_jax import prior
 from dvq_jax.errors import ConfigError
 from dvq_jax.prior import sampling
 
-_PRIOR_WORKDIR = flags.DEFINE_string("prior_workdir", None, "The --workdir of a trained prior.")
-_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 64, "Images to draw.")
-_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "Divides the log-probs; 1 = the prior.")
-_TOP_K = flags.DEFINE_integer("top_k", 0, "Draw only among the k most likely codes; 0 = all.")
-_SEED = flags.DEFINE_integer("seed", 0, "PRNG seed.")
-_OUTPUT = flags.DEFINE_string("output", "samples.png", "The PNG grid; the npz goes beside it.")
+
+
+def _define_flags() -> None:
+  # Defined only when run as a program, so importing this module clashes with no other CLI.
+  flags.DEFINE_string("prior_workdir", None, "The --workdir of a trained prior.")
+  flags.DEFINE_integer("num_samples", 64, "Images to draw.")
+  flags.DEFINE_float("temperature", 1.0, "Divides the log-probs; 1 = the prior.")
+  flags.DEFINE_integer("top_k", 0, "Draw only among the k most likely codes; 0 = all.")
+  flags.DEFINE_integer("seed", 0, "PRNG seed.")
+  flags.DEFINE_string("output", "samples.png", "The PNG grid; the npz goes beside it.")
 
 
 def write_samples(prior_workdir: str, output: str, *, num_samples: int = 64,
@@ -45,19 +49,21 @@ def write_samples(prior_workdir: str, output: str, *, num_samples: int = 64,
 
 
 def main(argv):
-  if len(argv) > 1 or not _PRIOR_WORKDIR.value:
+  args = flags.FLAGS
+  if len(argv) > 1 or not args.prior_workdir:
     print("error: use --prior_workdir=P [--num_samples --temperature --top_k --seed --output]",
           file=sys.stderr)
     sys.exit(2)
   try:
-    write_samples(_PRIOR_WORKDIR.value, _OUTPUT.value, num_samples=_NUM_SAMPLES.value,
-                  temperature=_TEMPERATURE.value, top_k=_TOP_K.value, seed=_SEED.value)
+    write_samples(args.prior_workdir, args.output, num_samples=args.num_samples,
+                  temperature=args.temperature, top_k=args.top_k, seed=args.seed)
   except (ConfigError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  print(f"wrote {_NUM_SAMPLES.value} samples to {_OUTPUT.value} and"
-        f" {epath.Path(_OUTPUT.value).with_suffix('.npz')}")
+  print(f"wrote {args.num_samples} samples to {args.output} and"
+        f" {epath.Path(args.output).with_suffix('.npz')}")
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

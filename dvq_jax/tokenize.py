@@ -15,9 +15,14 @@ from dvq_jax import data as data_lib
 from dvq_jax import tokenizer as tokenizer_lib
 from dvq_jax.errors import ConfigError
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "The --workdir of a trained VQ-VAE run.")
-_OUTPUT = flags.DEFINE_string("output", "codes.npz", "Where the codes go (.npz).")
-_STEP = flags.DEFINE_integer("step", None, "Checkpoint step; default the newest.")
+
+
+def _define_flags() -> None:
+  # Defined only when run as a program: importing this module (doctests, tests) next to
+  # dvq_jax.main, which owns --workdir, must not clash.
+  flags.DEFINE_string("workdir", None, "The --workdir of a trained VQ-VAE run.")
+  flags.DEFINE_string("output", "codes.npz", "Where the codes go (.npz).")
+  flags.DEFINE_integer("step", None, "Checkpoint step; default the newest.")
 
 
 def tokenize(workdir: str, output: str, step: int | None = None) -> dict:
@@ -31,17 +36,19 @@ def tokenize(workdir: str, output: str, step: int | None = None) -> dict:
 
 
 def main(argv):
-  if len(argv) > 1 or not _WORKDIR.value:
+  args = flags.FLAGS
+  if len(argv) > 1 or not args.workdir:
     print("error: use --workdir=W --output=codes.npz [--step=N]", file=sys.stderr)
     sys.exit(2)
   try:
-    metadata = tokenize(_WORKDIR.value, _OUTPUT.value, _STEP.value)
+    metadata = tokenize(args.workdir, args.output, args.step)
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   print(f"wrote {metadata['num_train']} train and {metadata['num_test']} test code grids"
-        f" {tuple(metadata['grid'])} x L={metadata['num_codebooks']} to {_OUTPUT.value}")
+        f" {tuple(metadata['grid'])} x L={metadata['num_codebooks']} to {args.output}")
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

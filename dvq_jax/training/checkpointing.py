@@ -99,11 +99,12 @@ class Checkpointer:
     for step in sorted(self._manager.all_steps(), reverse=True):
       try:
         saved = self._manager.item_metadata(step)["state"]
-        saved_params = saved.tree["params"] if hasattr(saved, "tree") else saved["params"]
+        saved = saved.tree if hasattr(saved, "tree") else saved
+        saved_params = saved["params"] if "params" in abstract_state else saved
       except Exception as e:  # pylint: disable=broad-except
         self._quarantine(step, f"metadata unreadable: {type(e).__name__}")
         continue
-      _check_shapes(saved_params, abstract_state["params"], step, self._dir)
+      _check_shapes(saved_params, abstract_state.get("params", abstract_state), step, self._dir)
       try:
         restored = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), digest=ocp.args.JsonRestore()))

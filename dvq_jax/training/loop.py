@@ -1,0 +1,216 @@
+r"""The one training loop every model of the project runs (the VQ-VAE, the code prior, ...).
+
+A model supplies four pure parts and the loop does the rest:
+
+  init_state(key) -> state
+      The whole train state as a pytree: a dict with an int32 scalar `"step"` (the number of
+      steps taken) and whatever else the model needs (`"params"`, `"opt_state"`, ...). It must
+      be jittable: the loop builds the state with `jax.jit(init_state, out_shardings=...)`,
+      replicated over the mesh, unless a checkpoint restores it. Shapes come from
+      `jax.eval_shape(init_state, key)`; `key = jax.random.key(config.seed)`.
+  train_step(state, batch) -> (state, metrics)
+      One step; `metrics` is a dict of float32 arrays (scalars, or small per-codebook vectors).
+      The loop jits it with the batch sharded on the `'data'` mesh axis (the leading axis of
+      every leaf; a pytree of arrays is fine), the state replicated and donated.
+      `training.optim.gradient_step(loss_fn, tx)` builds one from a `loss_fn(params, batch)`.
+  batches(start_step) -> iterator
+      Process-local numpy batches for steps start_step + 1, start_step + 2, ... (each process
+      passes its `global_batch // process_count` rows). For an exact resume the batch of a step
+      must depend only on (seed, step), never on how many steps this process has run.
+  evaluate(state, step) -> metrics
+      Scalars or small arrays over the test data; every process calls it (it may run sharded
+      computations), the loop writes what process 0 gets.
+
+  >>> from dvq_jax.training import loop, optim  # doctest: +SKIP
+  >>> tx = optim.make_optimizer(config)  # doctest: +SKIP
+  >>> loop.run(config, workdir, init_state=init, train_step=optim.gradient_step(loss_fn, tx),
+  ...          batches=batches, evaluate=evaluate, description="prior on cifar10")  # doctest: +SKIP
+
+What the loop guarantees (see README "Reliability"):
+  * checkpoints every `config.checkpoint_every_steps` steps and at the end (orbax, the newest
+    `config.keep_checkpoints` kept, each with a SHA-256 digest of its arrays); on start it
+    restores the newest checkpoint whose bytes match their digest, moving damaged ones to
+    `workdir/corrupt_checkpoints/`;
+  * exact resume: with deterministic `batches`, a run stopped (kill -9, SIGTERM) and rerun
+    ends bit-identical to an uninterrupted one;
+  * SIGTERM / SIGINT stop at the next step boundary with a checkpoint and a normal return (in
+    a multi-process run all processes stop at the same step through JAX's preemption sync
+    point);
+  * a NaN or inf metric stops training with `NumericalError` naming the metric and the step,
+    keeping only checkpoints written before it (metrics are checked every
+    `config.log_every_steps` steps and before each checkpoint);
+  * process 0 writes `config.json`, `metrics.jsonl` (`train/*` window means plus
+    `train/steps_per_sec` every `log_every_steps`, `eval/*` every `eval_every_steps`),
+    TensorBoard events and `eval.json` (the latest evaluation), and draws a progress line.
+
+Config fields read: num_train_steps, seed, log_every_steps, eval_every_steps,
+checkpoint_every_steps, keep_checkpoints (checked by `training.validation.check_training`).
+"""
+
+import json
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterator, Mapping
+
+import jax
+import ml_collections
+import numpy as np
+from etils import epath
+
+from dvq_jax.errors import NumericalError
+from dvq_jax.training import checkpointing
+from dvq_jax.training import sharding
+from dvq_jax.training.progress import Progress
+from dvq_jax.training.writers import MetricWriter
+
+
+class _StopSignal:
+  """Set by SIGTERM/SIGINT; the loop checkpoints at the next step boundary and exits cleanly."""
+
+  def __init__(self):
+    self.received = False
+    self._previous = {}
+
+  def install(self) -> None:
+    def handler(signum, frame):  # pylint: disable=unused-argument
+      self.received = True
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      self._previous[sig] = signal.signal(sig, handler)
+
+  def uninstall(self) -> None:
+    for sig, previous in self._previous.items():
+      signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+    self._previous = {}
+
+  def should_stop(self, step: int) -> bool:
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      return multihost_utils.reached_preemption_sync_point(step)
+    return self.received
+
+
+def _check_finite(window: list[tuple[int, dict]]) -> None:
+  for step, metrics in window:
+    for name, value in metrics.items():
+      if not np.all(np.isfinite(value)):
+        raise NumericalError(
+            f"{name} = {np.asarray(value).tolist()} is not finite at step {step}; training"
+            " stopped, the last good checkpoint is kept (lower config.learning_rate or check the"
+            " data)"
+        )
+
+
+def _window_mean(window: list[tuple[int, dict]]) -> dict:
+  return {k: np.mean([m[k] for _, m in window], axis=0) for k in window[-1][1]}
+
+
+def run(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    init_state: Callable[[jax.Array], dict],
+    train_step: Callable[[dict, object], tuple[dict, dict]],
+    batches: Callable[[int], Iterator],
+    evaluate: Callable[[dict, int], Mapping[str, object]],
+    description: str,
+) -> dict:
+  """Trains to `config.num_train_steps`, resuming from `workdir`; returns the final evaluation.
+
+  Args:
+    config: the run's config (the fields listed in the module docstring are read here).
+    workdir: where checkpoints and metrics go (local or gs://); must exist and be writable.
+    init_state: `key -> state`, see the module docstring.
+    train_step: `(state, batch) -> (state, metrics)`, pure; jitted and donated here.
+    batches: `start_step -> iterator` of process-local batches for the following steps.
+    evaluate: `(state, step) -> metrics`, called every `eval_every_steps` and at the end.
+    description: what is trained on what, for the first log line (e.g. "dvq on cifar10").
+
+  Returns:
+    The last evaluation (a run resumed after its last step evaluates its final state once);
+    None if a signal stopped the run before any evaluation.
+
+  Raises:
+    NumericalError: a train metric became NaN or inf.
+    ConfigError: a checkpoint in `workdir` does not fit the state `init_state` makes.
+  """
+  log = logging.info if jax.process_index() else print
+  if jax.process_index() == 0:
+    (epath.Path(workdir) / "config.json").write_text(config.to_json_best_effort(indent=2))
+
+  # ---------------------------------------------------------------- state: restore or init
+  mesh = sharding.make_mesh()
+  key = jax.random.key(config.seed)
+  abstract = jax.eval_shape(init_state, key)
+  state_sharding = jax.tree.map(lambda _: sharding.replicated(mesh), abstract)
+  abstract = jax.tree.map(
+      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_sharding)
+  checkpointer = checkpointing.Checkpointer(workdir, config.keep_checkpoints, log)
+  state = checkpointer.restore_latest(abstract)
+  if state is None:
+    state = jax.jit(init_state, out_shardings=state_sharding)(key)
+  start_step = int(state["step"])
+  log(f"{description}: {jax.device_count()} devices, {jax.process_count()} processes,"
+      f" starting at step {start_step}")
+
+  # ---------------------------------------------------------------- compiled step
+  step_fn = jax.jit(
+      train_step,
+      in_shardings=(state_sharding, sharding.batch_sharding(mesh)),
+      out_shardings=(state_sharding, sharding.replicated(mesh)),
+      donate_argnums=0,
+  )
+  writer = MetricWriter(workdir)
+  stop = _StopSignal()
+  stop.install()
+
+  def evaluate_and_write(step: int, *, record: bool = True) -> dict:
+    result = dict(evaluate(state, step))
+    if record:
+      writer.write(step, {f"eval/{k}": v for k, v in result.items()})
+    writer.write_json("eval.json", {"step": step, **result})
+    log(f"step {step}: " + json.dumps(
+        {k: round(float(v), 4) for k, v in result.items() if np.ndim(v) == 0}))
+    return result
+
+  # ---------------------------------------------------------------- loop
+  iterator = batches(start_step)
+  progress = Progress(config.num_train_steps, "train", unit="step", start=start_step,
+                      enabled=jax.process_index() == 0)
+  window, last_time, last_step = [], time.monotonic(), start_step
+  result, stopped = None, False
+  try:
+    for step in range(start_step + 1, config.num_train_steps + 1):
+      batch = jax.tree.map(lambda x: sharding.global_batch(mesh, x), next(iterator))
+      state, metrics = step_fn(state, batch)
+      window.append((step, metrics))
+      progress.update(1)
+      stopping = stop.should_stop(step)
+      is_last = step == config.num_train_steps
+      save = is_last or stopping or step % config.checkpoint_every_steps == 0
+      if save or step % config.log_every_steps == 0:
+        window = [(s, jax.device_get(m)) for s, m in window]
+        _check_finite(window)
+        now = time.monotonic()
+        summary = _window_mean(window)
+        summary["steps_per_sec"] = (step - last_step) / max(now - last_time, 1e-9)
+        writer.write(step, {f"train/{k}": v for k, v in summary.items()})
+        window, last_time, last_step = [], now, step
+      if save:
+        checkpointer.save(step, state)
+      if is_last or step % config.eval_every_steps == 0:
+        result = evaluate_and_write(step)
+      if stopping and not is_last:
+        stopped = True
+        log(f"stopped by signal at step {step}; checkpoint saved, rerun the same command to"
+            " continue")
+        break
+    if result is None and not stopped:  # resumed a finished run: its eval is in metrics.jsonl
+      result = evaluate_and_write(start_step, record=False)
+  finally:
+    stop.uninstall()
+    if hasattr(iterator, "close"):
+      iterator.close()
+    checkpointer.close()
+    writer.close()
+  return result
