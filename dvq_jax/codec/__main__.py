@@ -5,9 +5,10 @@ r"""`python -m dvq_jax.codec compress|decompress`: images <-> .dvqz files.
   python -m dvq_jax.codec decompress --input=F.dvqz --output=decoded.npz [--prior_workdir=P]
 
 --input/--output: an .npz with key `images` (uint8 (N, H, W, C)) or a folder of image files of
-the model's size (decompress writes 000000.png, ...). decompress uses the prior workdir
-recorded in the file unless --prior_workdir is given. Bad input, a file that is not ours, is
-truncated or corrupted, or was made with other checkpoints: one-line `error:` and exit 2.
+the model's size (decompress writes 000000.png, ...). compress records the absolute prior
+workdir in the file; decompress uses it unless --prior_workdir is given. Bad input, a file that
+is not ours, is truncated or corrupted, or was made with other checkpoints: one-line `error:`
+and exit 2.
 """
 
 import os
@@ -20,61 +21,67 @@ from absl import logging
 
 from dvq_jax.errors import ConfigError
 
-_PRIOR_WORKDIR = flags.DEFINE_string("prior_workdir", None, "The code prior's --workdir.")
-_INPUT = flags.DEFINE_string("input", None, "compress: .npz or image folder; decompress: .dvqz.")
-_OUTPUT = flags.DEFINE_string("output", None, "compress: .dvqz; decompress: .npz or folder.")
-_MODE = flags.DEFINE_enum("mode", "lossless", ["lossless", "lossy"], "What compress stores.")
 _COMMANDS = ("compress", "decompress")
 
 
-def _fail(message: str) -> None:
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
+def _define_flags() -> None:
+  # Defined only when run as a program, so importing this module clashes with no other CLI.
+  flags.DEFINE_string("prior_workdir", None, "The code prior's --workdir.")
+  flags.DEFINE_string("input", None, "compress: .npz or image folder; decompress: .dvqz file.")
+  flags.DEFINE_string("output", None, "compress: .dvqz file; decompress: .npz or folder.")
+  flags.DEFINE_enum("mode", "lossless", ["lossless", "lossy"], "What compress stores.")
 
 
-def run(command: str) -> str:
-  """Runs one command with the parsed flags; returns the summary line it prints."""
-  from dvq_jax import codec  # after flag parsing: importing JAX is slow
-  from dvq_jax.codec import files
+def run(command: str, input_path: str, output_path: str, *, prior_workdir: str | None = None,
+        mode: str = "lossless") -> str:
+  """Runs one command; returns the summary line the CLI prints.
+
+  Raises:
+    ConfigError: bad paths or images; CodecError (a ConfigError) for bad files.
+  """
+  from dvq_jax import codec  # pylint: disable=import-outside-toplevel  (JAX loads slowly)
+  from dvq_jax import prior  # pylint: disable=import-outside-toplevel
+  from dvq_jax.codec import files  # pylint: disable=import-outside-toplevel
   start = time.perf_counter()
   if command == "compress":
-    if not _PRIOR_WORKDIR.value:
+    if not prior_workdir:
       raise ConfigError("--prior_workdir is required for compress, e.g. --prior_workdir=/tmp/prior")
-    from dvq_jax import prior
-    loaded = prior.load(_PRIOR_WORKDIR.value)
-    images = files.read_images(_INPUT.value, loaded.tokenizer.image_shape[-1])
-    data = codec.compress(images, loaded, mode=_MODE.value,
-                          workdir=os.path.abspath(_PRIOR_WORKDIR.value))
-    with open(_OUTPUT.value, "wb") as f:
+    loaded = prior.load(prior_workdir)
+    images = files.read_images(input_path, loaded.tokenizer.image_shape[-1])
+    data = codec.compress(images, loaded, mode=mode, workdir=os.path.abspath(prior_workdir))
+    with open(output_path, "wb") as f:
       f.write(data)
-    dims = images.size
   else:
     try:
-      with open(_INPUT.value, "rb") as f:
+      with open(input_path, "rb") as f:
         data = f.read()
     except OSError as e:
-      raise ConfigError(f"cannot read --input={_INPUT.value} ({e.strerror})") from None
-    images = codec.decompress(data, _PRIOR_WORKDIR.value)
-    files.write_images(_OUTPUT.value, images)
-    dims = images.size
+      raise ConfigError(f"cannot read --input={input_path} ({e.strerror})") from None
+    images = codec.decompress(data, prior_workdir)
+    files.write_images(output_path, images)
   seconds = time.perf_counter() - start
-  return (f"{command}: {len(images)} images, {len(data)} bytes, {8 * len(data) / dims:.4f}"
-          f" bits/dim, {seconds:.1f} s -> {_OUTPUT.value}")
+  return (f"{command}: {len(images)} images, {len(data)} bytes, {8 * len(data) / images.size:.4f}"
+          f" bits/dim, {seconds:.1f} s -> {output_path}")
 
 
 def main(argv):
-  if not flags.FLAGS["verbosity"].present:
+  args = flags.FLAGS
+  if not args["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   if len(argv) != 2 or argv[1] not in _COMMANDS:
-    _fail(f"give one command, compress or decompress (got {argv[1:]})")
-  for name, flag in (("input", _INPUT), ("output", _OUTPUT)):
-    if not flag.value:
-      _fail(f"--{name} is required")
+    print(f"error: give one command, compress or decompress (got {argv[1:]})", file=sys.stderr)
+    sys.exit(2)
   try:
-    print(run(argv[1]))
+    for name in ("input", "output"):
+      if not args[name].value:
+        raise ConfigError(f"--{name} is required")
+    print(run(argv[1], args.input, args.output, prior_workdir=args.prior_workdir,
+              mode=args.mode))
   except ConfigError as e:  # CodecError included
-    _fail(str(e))
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)
