@@ -139,3 +139,18 @@ def test_bad_arguments():
     codec.compress(_images(1), prior, mode="lossy-ish")
   with pytest.raises(codec.CodecError, match="no prior workdir"):
     codec.decompress(codec.compress(_images(1), prior))
+
+
+@pytest.mark.parametrize("likelihood", likelihoods.NAMES)
+def test_channel_conditionals_multiply_to_the_heads_likelihood(likelihood):
+  rng = np.random.default_rng(3)
+  images = rng.integers(0, 256, (2, 3, 4, 3)).astype(np.uint8)
+  images[0, 0, 0] = (0, 255, 7)
+  channels = likelihoods.num_head_channels(likelihood, 3, 4)
+  head = jnp.asarray(rng.normal(0, 0.4, (2, 3, 4, channels)), jnp.float32)
+  total = np.zeros(2)
+  for channel in range(3):
+    log_pmf = np.asarray(likelihoods.channel_log_pmf(likelihood, head, images, channel), np.float64)
+    np.testing.assert_allclose(np.exp(log_pmf).sum(-1), 1.0, atol=1e-5)
+    total += np.take_along_axis(log_pmf, images[..., channel:channel + 1], -1).sum((1, 2, 3))
+  np.testing.assert_allclose(-total, likelihoods.nll(likelihood, head, images), rtol=1e-5)
