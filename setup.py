@@ -18,6 +18,8 @@ _CORE = [
     "tensorboard>=2.17",
     "scikit-image>=0.22",  # ships the photographs of the offline demo data set
     "pillow>=10",
+    # The codec's range coder. Files depend on its probability quantization: keep 0.5.x.
+    "constriction>=0.5,<0.6",
 ]
 
 _EXTRAS = {

@@ -126,10 +126,13 @@ def _autoregressive_means(means: jax.Array, coeffs: jax.Array,
   return jnp.stack(shifted, axis=-2)
 
 
-def _logistic_mixture_log_probs(head: jax.Array, images: jax.Array) -> jax.Array:
-  logits, means, log_scales, coeffs = _mixture_params(head, images.shape[-1])
-  means = _autoregressive_means(means, coeffs, _to_unit(images)[..., None])
-  lower, upper = _bin_edges(images[..., None])  # (..., C, 1)
+def _component_log_probs(values: jax.Array, means: jax.Array, log_scales: jax.Array) -> jax.Array:
+  """log P(value) under each logistic component discretized to the 256 bins.
+
+  `values` (integers in [0, 255]) broadcasts against `means` and `log_scales`; 0 and 255 take
+  the whole tails.
+  """
+  lower, upper = _bin_edges(values)
   inv_scale = jnp.exp(-log_scales)
   plus_in = inv_scale * (upper - means)
   min_in = inv_scale * (lower - means)
@@ -139,9 +142,14 @@ def _logistic_mixture_log_probs(head: jax.Array, images: jax.Array) -> jax.Array
   # in log space, with no cancellation however far the bin is from the mean.
   gap = jnp.minimum(min_in - plus_in, -1e-30)
   log_bin = log_cdf_plus + log_one_minus_cdf_min + jnp.log(-jnp.expm1(gap))
-  value = images[..., None]
-  log_probs = jnp.where(value == 0, log_cdf_plus,
-                        jnp.where(value == 255, log_one_minus_cdf_min, log_bin))
+  return jnp.where(values == 0, log_cdf_plus,
+                   jnp.where(values == 255, log_one_minus_cdf_min, log_bin))
+
+
+def _logistic_mixture_log_probs(head: jax.Array, images: jax.Array) -> jax.Array:
+  logits, means, log_scales, coeffs = _mixture_params(head, images.shape[-1])
+  means = _autoregressive_means(means, coeffs, _to_unit(images)[..., None])
+  log_probs = _component_log_probs(images[..., None], means, log_scales)  # (..., C, M)
   joint = jnp.sum(log_probs, axis=-2) + jax.nn.log_softmax(logits, axis=-1)  # (..., M)
   return jax.nn.logsumexp(joint, axis=-1)
 
@@ -184,6 +192,52 @@ def nll(name: str, head: jax.Array, images: jax.Array) -> jax.Array:
   else:
     log_probs = jnp.sum(_gaussian_log_probs(head, images), axis=-1)
   return -jnp.sum(log_probs, axis=(1, 2))
+
+
+def channel_log_pmf(name: str, head: jax.Array, images: jax.Array, channel: int) -> jax.Array:
+  """log p(x_c = v | z, x_<c) for all 256 values v of channel c of every pixel: `(batch, H, W, 256)`.
+
+  The conditionals whose product is the joint that `nll` scores, so coding channel 0, then 1,
+  ... of each pixel costs exactly `nll`. categorical256 and mse model the channels of a pixel
+  independently given z; logistic_mixture conditions channel c on the earlier channels' values,
+  both through the shifted means and through the posterior weight of each component,
+  w_m ∝ pi_m prod_{j<c} p_m(x_j). Values of channels >= c in `images` are never read.
+
+  Args:
+    name: categorical256 | logistic_mixture | mse.
+    head: float32 `(batch, height, width, C_out)`.
+    images: uint8 `(batch, height, width, C)`; only channels < `channel` are used.
+    channel: c, a Python int in [0, C).
+
+  >>> import jax.numpy as jnp
+  >>> head, images = jnp.zeros((1, 1, 1, 768)), jnp.zeros((1, 1, 1, 3), jnp.uint8)
+  >>> float(jnp.exp(channel_log_pmf("categorical256", head, images, 1)).sum())
+  1.0
+  """
+  _check_name(name)
+  _check(head, images)
+  image_channels = images.shape[-1]
+  if not 0 <= channel < image_channels:
+    raise ValueError(f"channel {channel} is outside [0, {image_channels})")
+  values = jnp.arange(256, dtype=jnp.int32)
+  if name == "categorical256":
+    return jax.nn.log_softmax(_categorical_logits(head, image_channels)[..., channel, :], axis=-1)
+  if name == "mse":
+    return _gaussian_log_probs(head[..., channel:channel + 1], values)
+  earlier = images[..., :channel]
+  logits, means, log_scales, coeffs = _mixture_params(head, image_channels)
+  known = jnp.concatenate(  # later channels zeroed: they cannot leak into channel c's table
+      [earlier, jnp.zeros(images.shape[:-1] + (image_channels - channel,), images.dtype)], axis=-1)
+  means = _autoregressive_means(means, coeffs, _to_unit(known)[..., None])
+  log_weights = jax.nn.log_softmax(logits, axis=-1)  # (..., M)
+  if channel:
+    seen = _component_log_probs(earlier[..., None], means[..., :channel, :],
+                                log_scales[..., :channel, :])
+    log_weights = log_weights + jnp.sum(seen, axis=-2)
+  log_weights = log_weights - jax.nn.logsumexp(log_weights, axis=-1, keepdims=True)
+  per_value = _component_log_probs(values[:, None], means[..., None, channel, :],
+                                   log_scales[..., None, channel, :])  # (..., 256, M)
+  return jax.nn.logsumexp(per_value + log_weights[..., None, :], axis=-1)
 
 
 def train_loss(name: str, head: jax.Array, images: jax.Array) -> jax.Array:

@@ -1,0 +1,226 @@
+r"""The codec against PNG, WebP, JPEG 2000 (lossless) and JPEG (lossy) on real photographs.
+
+  flock /tmp/dvq_bench.lock nice -n 5 python benchmarks/codec_bench.py \
+      --prior_workdir=/tmp/codec_bench/prior --figure=docs/images/codec/codec_rd.png
+
+Image sets (32x32 RGB patches, flat ones dropped as in `demo`):
+  demo_test       the demo test split: coffee and chelsea, photographs the models never saw;
+  grace_hopper    the photograph matplotlib ships (mpl-data/sample_data/grace_hopper.jpg,
+                  600x512, JPEG-decoded), also unseen. (scikit-learn's sample images are not
+                  installed here.)
+Per set: bits/dim of our lossless file (all images in one file, and each image its own file on
+the first --per_file_images), the model's bound (-log2 p(codes) - log2 p(x | codes)), PNG
+(optimize=True), WebP lossless (method 6) and JPEG 2000 lossless, each image its own file and
+one mosaic of all of them; lossy: bits/pixel and PSNR of our codes against JPEG at a quality
+sweep (per file and mosaic); images/s to compress and decompress. Prints Markdown tables.
+"""
+
+import argparse
+import io
+import math
+import os
+import time
+
+import matplotlib
+import matplotlib.cbook
+import numpy as np
+from PIL import Image
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
+
+from dvq_jax import codec  # pylint: disable=wrong-import-position
+from dvq_jax import prior as prior_lib  # pylint: disable=wrong-import-position
+from dvq_jax.data import _demo  # pylint: disable=wrong-import-position
+from dvq_jax.vqvae import likelihoods  # pylint: disable=wrong-import-position
+
+LOSSLESS = {
+    "PNG": ("PNG", {"optimize": True}),
+    "WebP lossless": ("WEBP", {"lossless": True, "quality": 100, "method": 6}),
+    "JPEG 2000 lossless": ("JPEG2000", {"irreversible": False}),
+}
+JPEG_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+
+
+def image_sets() -> dict[str, np.ndarray]:
+  with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+    photo = np.asarray(Image.open(f).convert("RGB"))
+  return {"demo_test": _demo.demo_patches()[1],
+          "grace_hopper": _demo._patches(photo)}  # pylint: disable=protected-access
+
+
+def encode_pil(image: np.ndarray, fmt: str, **options) -> bytes:
+  buffer = io.BytesIO()
+  Image.fromarray(image).save(buffer, format=fmt, **options)
+  return buffer.getvalue()
+
+
+def decode_pil(data: bytes) -> np.ndarray:
+  with Image.open(io.BytesIO(data)) as image:
+    return np.asarray(image.convert("RGB"))
+
+
+def mosaic(images: np.ndarray) -> tuple[np.ndarray, int]:
+  """All images tiled in one picture (zero tiles fill the last row); returns it and #columns."""
+  count, height, width, channels = images.shape
+  columns = math.ceil(math.sqrt(count))
+  rows = math.ceil(count / columns)
+  tiles = np.zeros((rows * columns, height, width, channels), np.uint8)
+  tiles[:count] = images
+  grid = tiles.reshape(rows, columns, height, width, channels).transpose(0, 2, 1, 3, 4)
+  return grid.reshape(rows * height, columns * width, channels), columns
+
+
+def unmosaic(picture: np.ndarray, count: int, shape) -> np.ndarray:
+  height, width, channels = shape
+  rows, columns = picture.shape[0] // height, picture.shape[1] // width
+  tiles = picture.reshape(rows, height, columns, width, channels).transpose(0, 2, 1, 3, 4)
+  return tiles.reshape(-1, height, width, channels)[:count]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+  """Mean over images of 10 log10(255^2 / MSE)."""
+  mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2, axis=(1, 2, 3))
+  return float(np.mean(10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))))
+
+
+def model_bound_bits(loaded, images: np.ndarray) -> tuple[float, float]:
+  """(-log2 p(codes) under the prior, -log2 p(images | codes) under the head), summed."""
+  tokens = loaded.to_sequence(loaded.tokenizer.encode(images))
+  log_probs = loaded.log_probs(tokens)
+  code_bits = -float(np.take_along_axis(log_probs, tokens[..., None], -1).sum()) / math.log(2)
+  head = loaded.tokenizer.decode_head(loaded.from_sequence(tokens))
+  nll = np.sum(np.asarray(likelihoods.nll(loaded.tokenizer.likelihood, head, images)))
+  return code_bits, float(nll) / math.log(2)
+
+
+def timed(fn, *args, **kwargs):
+  start = time.perf_counter()
+  out = fn(*args, **kwargs)
+  return out, time.perf_counter() - start
+
+
+def bench_set(name: str, images: np.ndarray, loaded, per_file: int) -> dict:
+  dims = images.size
+  pixels = dims // images.shape[-1]
+  row = {"name": name, "count": len(images), "lossless": {}, "per_file": {}, "jpeg": []}
+  lossless, row["compress_s"] = timed(codec.compress, images, loaded)
+  decoded, row["decompress_s"] = timed(codec.decompress, lossless, loaded)
+  assert np.array_equal(decoded, images)
+  lossy, row["lossy_compress_s"] = timed(codec.compress, images, loaded, mode="lossy")
+  recon, row["lossy_decompress_s"] = timed(codec.decompress, lossy, loaded)
+  header_bytes = len(lossless) - codec.read_header(lossless).payload_bytes
+  row["header_bytes"] = header_bytes
+  row["ours_bits_per_dim"] = 8 * len(lossless) / dims
+  code_bits, pixel_bits = model_bound_bits(loaded, images)
+  row["bound_bits_per_dim"] = (code_bits + pixel_bits) / dims
+  row["code_bits_per_dim"] = code_bits / dims
+  row["ours_lossy_bpp"] = 8 * len(lossy) / pixels
+  row["ours_lossy_psnr"] = psnr(recon, images)
+  subset = images[:per_file]
+  sizes = [len(codec.compress(image[None], loaded)) for image in subset]
+  row["ours_per_file_bits_per_dim"] = 8 * sum(sizes) / subset.size
+  lossy_sizes = [len(codec.compress(image[None], loaded, mode="lossy")) for image in subset]
+  row["ours_lossy_per_file_bpp"] = 8 * sum(lossy_sizes) / (subset.size // subset.shape[-1])
+  picture, _ = mosaic(images)
+  for label, (fmt, options) in LOSSLESS.items():
+    files = [encode_pil(image, fmt, **options) for image in images]
+    assert all(np.array_equal(decode_pil(f), image) for f, image in zip(files, images)), label
+    whole = encode_pil(picture, fmt, **options)
+    assert np.array_equal(decode_pil(whole), picture), label
+    row["lossless"][label] = 8 * len(whole) / dims
+    row["per_file"][label] = 8 * sum(map(len, files)) / dims
+    row["per_file"][label + " (subset)"] = 8 * sum(map(len, files[:per_file])) / subset.size
+  for quality in JPEG_QUALITIES:
+    files = [encode_pil(image, "JPEG", quality=quality) for image in images]
+    whole = encode_pil(picture, "JPEG", quality=quality)
+    row["jpeg"].append({
+        "quality": quality,
+        "per_file_bpp": 8 * sum(map(len, files)) / pixels,
+        "per_file_psnr": psnr(np.stack([decode_pil(f) for f in files]), images),
+        "mosaic_bpp": 8 * len(whole) / pixels,
+        "mosaic_psnr": psnr(unmosaic(decode_pil(whole), len(images), images.shape[1:]), images),
+    })
+  return row
+
+
+def print_tables(rows: list[dict], per_file: int) -> None:
+  print("\n| bits/dim (lower is better) | " + " | ".join(r["name"] for r in rows) + " |")
+  print("|---|" + "---|" * len(rows))
+  lines = [("ours, lossless, one file", lambda r: r["ours_bits_per_dim"]),
+           ("model bound (prior + head)", lambda r: r["bound_bits_per_dim"]),
+           ("  of which the codes", lambda r: r["code_bits_per_dim"])]
+  for label in LOSSLESS:
+    lines.append((f"{label}, one mosaic", lambda r, k=label: r["lossless"][k]))
+  for label in LOSSLESS:
+    lines.append((f"{label}, a file per image", lambda r, k=label: r["per_file"][k]))
+  lines.append((f"ours, a file per image (first {per_file})",
+                lambda r: r["ours_per_file_bits_per_dim"]))
+  for label in LOSSLESS:
+    lines.append((f"{label}, a file per image (first {per_file})",
+                  lambda r, k=label: r["per_file"][k + " (subset)"]))
+  for label, get in lines:
+    print(f"| {label} | " + " | ".join(f"{get(r):.3f}" for r in rows) + " |")
+  for r in rows:
+    n = r["count"]
+    print(f"\n{r['name']} ({n} images, header {r['header_bytes']} bytes): lossless compress"
+          f" {n / r['compress_s']:.1f} images/s, decompress {n / r['decompress_s']:.1f} images/s;"
+          f" lossy compress {n / r['lossy_compress_s']:.1f}, decompress"
+          f" {n / r['lossy_decompress_s']:.1f} images/s")
+    print(f"ours lossy: {r['ours_lossy_bpp']:.3f} bits/pixel (one file),"
+          f" {r['ours_lossy_per_file_bpp']:.3f} (a file per image, first {per_file}),"
+          f" PSNR {r['ours_lossy_psnr']:.2f} dB")
+    print("| JPEG quality | bits/pixel, per file | PSNR | bits/pixel, mosaic | PSNR |")
+    print("|---|---|---|---|---|")
+    for j in r["jpeg"]:
+      print(f"| {j['quality']} | {j['per_file_bpp']:.3f} | {j['per_file_psnr']:.2f} |"
+            f" {j['mosaic_bpp']:.3f} | {j['mosaic_psnr']:.2f} |")
+
+
+def plot(rows: list[dict], path: str) -> None:
+  fig, axes = plt.subplots(1, len(rows), figsize=(5.5 * len(rows), 4), squeeze=False)
+  for ax, r in zip(axes[0], rows):
+    jpeg = r["jpeg"]
+    ax.plot([j["per_file_bpp"] for j in jpeg], [j["per_file_psnr"] for j in jpeg], "o-",
+            label="JPEG, a file per image")
+    ax.plot([j["mosaic_bpp"] for j in jpeg], [j["mosaic_psnr"] for j in jpeg], "s-",
+            label="JPEG, one mosaic")
+    ax.plot([r["ours_lossy_bpp"]], [r["ours_lossy_psnr"]], "r*", markersize=14,
+            label="ours, codes only (one file)")
+    ax.set_xscale("log")
+    ax.set_xlabel("bits per pixel")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title(f"{r['name']} ({r['count']} patches 32x32)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  fig.savefig(path, dpi=110)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--prior_workdir", required=True)
+  parser.add_argument("--max_images", type=int, default=0, help="0 = every patch of each set")
+  parser.add_argument("--per_file_images", type=int, default=16,
+                      help="images each compressed into its own .dvqz (slow: T steps each)")
+  parser.add_argument("--figure", default="docs/images/codec/codec_rd.png")
+  args = parser.parse_args()
+  loaded = prior_lib.load(args.prior_workdir)
+  sets = image_sets()
+  warm = sets["demo_test"][:64]  # compile (batch 64 and batch 1) outside the timings
+  codec.decompress(codec.compress(warm, loaded), loaded)
+  codec.decompress(codec.compress(warm, loaded, mode="lossy"), loaded)
+  codec.decompress(codec.compress(warm[:1], loaded), loaded)
+  rows = []
+  for name, images in sets.items():
+    if args.max_images:
+      images = images[:args.max_images]
+    rows.append(bench_set(name, np.ascontiguousarray(images), loaded, args.per_file_images))
+  print_tables(rows, args.per_file_images)
+  plot(rows, args.figure)
+  print(f"\nwrote {args.figure}")
+
+
+if __name__ == "__main__":
+  main()
