@@ -66,17 +66,33 @@ from dvq_jax.training.writers import MetricWriter
 
 
 class _StopSignal:
-  """Set by SIGTERM/SIGINT; the loop checkpoints at the next step boundary and exits cleanly."""
+  """SIGTERM/SIGINT: the loop checkpoints at the next step boundary and exits cleanly.
+
+  One process: a Python handler sets a flag. Several processes: all must stop at the same step,
+  which JAX's preemption service agrees on (`multihost_utils.reached_preemption_sync_point`).
+  `jax.distributed.initialize` installs that service's SIGTERM handler in C++; a Python
+  SIGTERM handler would replace it (the sync point would then never fire), so SIGTERM is left
+  alone and SIGINT (Ctrl-C) is forwarded to it as a SIGTERM.
+  """
 
   def __init__(self):
     self.received = False
     self._previous = {}
+    self._multi_process = jax.process_count() > 1
 
   def install(self) -> None:
     def handler(signum, frame):  # pylint: disable=unused-argument
       self.received = True
-    for sig in (signal.SIGTERM, signal.SIGINT):
-      self._previous[sig] = signal.signal(sig, handler)
+
+    def forward_to_preemption_service(signum, frame):  # pylint: disable=unused-argument
+      self.received = True
+      signal.raise_signal(signal.SIGTERM)  # reaches JAX's C++ handler
+
+    if self._multi_process:
+      self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, forward_to_preemption_service)
+    else:
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, handler)
 
   def uninstall(self) -> None:
     for sig, previous in self._previous.items():
@@ -84,7 +100,8 @@ class _StopSignal:
     self._previous = {}
 
   def should_stop(self, step: int) -> bool:
-    if jax.process_count() > 1:
+    """Called by every process at every step (the sync point requires it)."""
+    if self._multi_process:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
       return multihost_utils.reached_preemption_sync_point(step)
     return self.received
