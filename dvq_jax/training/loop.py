@@ -61,6 +61,7 @@ from etils import epath
 from dvq_jax.errors import NumericalError
 from dvq_jax.training import checkpointing
 from dvq_jax.training import sharding
+from dvq_jax.training import validation
 from dvq_jax.training.progress import Progress
 from dvq_jax.training.writers import MetricWriter
 
@@ -136,7 +137,7 @@ def run(
 
   Args:
     config: the run's config (the fields listed in the module docstring are read here).
-    workdir: where checkpoints and metrics go (local or gs://); must exist and be writable.
+    workdir: where checkpoints and metrics go (local or gs://); created if missing.
     init_state: `key -> state`, see the module docstring.
     train_step: `(state, batch) -> (state, metrics)`, pure; jitted and donated here.
     batches: `start_step -> iterator` of process-local batches for the following steps.
@@ -151,7 +152,17 @@ def run(
     NumericalError: a train metric became NaN or inf.
     ConfigError: a checkpoint in `workdir` does not fit the state `init_state` makes.
   """
-  log = logging.info if jax.process_index() else print
+  progress = None
+
+  def log(message: str) -> None:
+    if jax.process_index():
+      logging.info(message)
+    elif progress is not None:
+      progress.write(message)  # ends the progress line first
+    else:
+      print(message, flush=True)
+
+  validation.check_workdir(workdir)  # creates it
   if jax.process_index() == 0:
     (epath.Path(workdir) / "config.json").write_text(config.to_json_best_effort(indent=2))
 
@@ -178,6 +189,7 @@ def run(
       donate_argnums=0,
   )
   writer = MetricWriter(workdir)
+  writer.drop_after(start_step)  # steps logged after the checkpoint by a killed run come again
   stop = _StopSignal()
   stop.install()
 
@@ -225,6 +237,7 @@ def run(
     if result is None and not stopped:  # resumed a finished run: its eval is in metrics.jsonl
       result = evaluate_and_write(start_step, record=False)
   finally:
+    progress.close()  # ends the line before any error message
     stop.uninstall()
     if hasattr(iterator, "close"):
       iterator.close()
