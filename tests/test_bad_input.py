@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEMO = "--config=configs/demo.py:small"
@@ -84,6 +85,7 @@ ONLY_THE_ERROR = ("TFDS not prepared", "config raises", "workdir without config"
                   "npz smaller than a batch")
 
 
+@pytest.mark.slow  # 31 processes, each importing JAX: ~1 min of CPU
 def test_bad_input_table(tmp_path):
   cases = _cases(tmp_path)
   assert len(cases) >= 15
