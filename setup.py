@@ -20,6 +20,7 @@ _CORE = [
     "pillow>=10",
     # The codec's range coder. Files depend on its probability quantization: keep 0.5.x.
     "constriction>=0.5,<0.6",
+    "tqdm>=4.66",  # progress lines
 ]
 
 _EXTRAS = {
