@@ -1,7 +1,8 @@
 """The four quantizers of the paper as pure functions: VQ, DVQ, multi-codebook VQ, SVQ.
 
-Each one reshapes its input to `(L, N, D)` -- one `(N, D)` block of vectors per codebook -- and
-runs the same single-codebook step under `jax.vmap` over the L codebooks.
+Each one views its input as `(..., L, D)` -- slice l of every position belongs to codebook l --
+without moving it: the search reads the slices in place and the chosen vectors are gathered
+straight into that layout, so no transposed copy of z (or of its gradient) is made.
 
 One loss convention for all four: `codebook_loss` and `commitment_loss` are means over latent
 positions (the vectors z is made of) of the squared error summed over that vector's features,
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 from jax.scipy.special import xlogy
 
 from dvq_jax.quantizers import _checks
-from dvq_jax.quantizers._nearest import nearest_codes
+from dvq_jax.quantizers._nearest import search_slices
 
 
 class QuantizerOutput(NamedTuple):
@@ -51,58 +52,48 @@ class QuantizerOutput(NamedTuple):
   usage: jax.Array
 
 
-class _Single(NamedTuple):
-  quantized: jax.Array
-  codes: jax.Array
-  codebook_loss: jax.Array
-  commitment_loss: jax.Array
-  perplexity: jax.Array
-  usage: jax.Array
+def _nan_unless_finite(codebooks: jax.Array) -> jax.Array:
+  """0 for finite codebooks, NaN otherwise: non-finite rows are never chosen, so no loss term
+  would carry them."""
+  return jnp.where(jnp.all(jnp.isfinite(codebooks)), 0.0, jnp.nan).astype(jnp.float32)
 
 
-def _mean_sq_norm(a: jax.Array) -> jax.Array:
-  return jnp.mean(jnp.sum(jnp.square(a.astype(jnp.float32)), axis=-1))
+def _quantize_slices(x: jax.Array, codes: jax.Array, codebooks: jax.Array, beta,
+                     num_positions: int) -> tuple[jax.Array, QuantizerOutput]:
+  """The straight-through output and the losses, given the codes.
 
+  Args:
+    x: `(..., L, D)` slices of z (or `(..., 1, D)`: one vector for all L codebooks).
+    codes: `(..., L)` int32 codes, slice l in codebook l.
+    codebooks: `(L, K, D)`.
+    beta: weight of the commitment loss.
+    num_positions: latent positions the losses are means over.
 
-def _nan_unless_finite(codebook: jax.Array) -> jax.Array:
-  """0 for a finite codebook, NaN otherwise: its non-finite rows are never chosen, so no loss
-  term would carry them."""
-  return jnp.where(jnp.all(jnp.isfinite(codebook)), 0.0, jnp.nan).astype(jnp.float32)
-
-
-def _quantize_one(x: jax.Array, codebook: jax.Array) -> _Single:
-  """Quantizes `(N, D)` vectors with one `(K, D)` codebook."""
+  Returns:
+    `(quantized (..., L, D), output)`, the output's `quantized` and `codes` left to the caller.
+  """
   sg = jax.lax.stop_gradient
-  codes = nearest_codes(sg(x), sg(codebook))
-  chosen = jnp.take(codebook, codes, axis=0, mode="clip")  # in range: no out-of-range select
-  counts = jnp.zeros(codebook.shape[0], jnp.float32).at[codes].add(1.0)
-  probs = counts / codes.shape[0]
-  return _Single(
-      # value: exactly e (x - sg(x) is exactly 0); gradient w.r.t. x: identity.
-      quantized=sg(chosen) + (x - sg(x)),
-      codes=codes,
-      codebook_loss=_mean_sq_norm(sg(x) - chosen) + _nan_unless_finite(sg(codebook)),
-      commitment_loss=_mean_sq_norm(x - sg(chosen)),
-      perplexity=jnp.exp(-jnp.sum(xlogy(probs, probs))),
-      usage=jnp.mean(counts > 0),
-  )
-
-
-def _finish(single: _Single, quantized: jax.Array, codes: jax.Array, beta: float, *,
-            per_position=jnp.sum):
-  """`per_position` turns the L per-codebook means into one per position: a sum when every
-  position uses all L codebooks, a mean when each uses one (SVQ's equal groups)."""
-  codebook_loss = per_position(single.codebook_loss)
-  commitment_loss = per_position(single.commitment_loss)
-  return QuantizerOutput(
-      quantized=quantized,
-      codes=codes,
+  num_codebooks, size, dim = codebooks.shape
+  flat_codes = codes + size * jnp.arange(num_codebooks, dtype=codes.dtype)
+  # In range (codes are in [0, K)): mode="clip" avoids the out-of-range select of the default.
+  chosen = jnp.take(codebooks.reshape(num_codebooks * size, dim), flat_codes, axis=0,
+                    mode="clip")
+  sq_sum = lambda a: jnp.sum(jnp.square(a.astype(jnp.float32))) / num_positions
+  codebook_loss = sq_sum(sg(x) - chosen) + _nan_unless_finite(sg(codebooks))
+  commitment_loss = sq_sum(x - sg(chosen))
+  counts = jnp.zeros(num_codebooks * size, jnp.float32).at[flat_codes.reshape(-1)].add(1.0)
+  probs = counts.reshape(num_codebooks, size) / (flat_codes.size // num_codebooks)
+  output = QuantizerOutput(
+      quantized=None,
+      codes=None,
       loss=codebook_loss + beta * commitment_loss,
       codebook_loss=codebook_loss,
       commitment_loss=commitment_loss,
-      perplexity=single.perplexity,
-      usage=single.usage,
+      perplexity=jnp.exp(-jnp.sum(xlogy(probs, probs), axis=-1)),
+      usage=jnp.mean(probs > 0, axis=-1),
   )
+  # value: exactly e (x - sg(x) is exactly 0); gradient w.r.t. x: identity.
+  return sg(chosen) + (x - sg(x)), output
 
 
 def vector_quantize(z: jax.Array, codebook: jax.Array, *, beta: float = 0.25) -> QuantizerOutput:
@@ -171,27 +162,25 @@ def depthwise_quantize(
   _checks.check_min_rank(z, 1, "(..., L*D)")
   _checks.check_dtypes(z, codebooks)
   num_codebooks, _, dim = codebooks.shape
-  batch_shape = z.shape[:-1]
   flat = z.reshape(-1, z.shape[-1])
   if slice_sizes is None:
     _checks.check_feature_size(z, num_codebooks * dim, f"L*D = {num_codebooks}*{dim}")
-    slices = flat.reshape(-1, num_codebooks, dim).transpose(1, 0, 2)
-    single = jax.vmap(_quantize_one)(slices, codebooks)
-    quantized = single.quantized.transpose(1, 0, 2).reshape(z.shape)
+    slices = flat.reshape(-1, num_codebooks, dim)  # a view: slice l of row n is [n, l]
   else:
     slice_sizes = tuple(int(s) for s in slice_sizes)
     _checks.check_slice_sizes(slice_sizes, z.shape[-1], codebooks.shape)
     starts = [sum(slice_sizes[:i]) for i in range(num_codebooks)]
     slices = jnp.stack([
         jnp.pad(flat[:, s:s + n], ((0, 0), (0, dim - n))) for s, n in zip(starts, slice_sizes)
-    ])
+    ], axis=1)
     keep = (jnp.arange(dim)[None, :] < jnp.array(slice_sizes)[:, None]).astype(codebooks.dtype)
-    single = jax.vmap(_quantize_one)(slices, codebooks * keep[:, None, :])
-    quantized = jnp.concatenate(
-        [single.quantized[i, :, :n] for i, n in enumerate(slice_sizes)], axis=-1
-    ).reshape(z.shape)
-  codes = single.codes.T.reshape(*batch_shape, num_codebooks)
-  return _finish(single, quantized, codes, beta)
+    codebooks = codebooks * keep[:, None, :]
+  codes = search_slices(slices, codebooks)
+  quantized, out = _quantize_slices(slices, codes, codebooks, beta, flat.shape[0])
+  if slice_sizes is not None:
+    quantized = jnp.concatenate([quantized[:, i, :n] for i, n in enumerate(slice_sizes)], -1)
+  return out._replace(quantized=quantized.reshape(z.shape),
+                      codes=codes.reshape(*z.shape[:-1], num_codebooks))
 
 
 def multi_codebook_quantize(
@@ -221,11 +210,11 @@ def multi_codebook_quantize(
   _checks.check_dtypes(z, codebooks)
   num_codebooks, _, dim = codebooks.shape
   _checks.check_feature_size(z, dim, "codebook dim D")
-  flat = z.reshape(-1, dim)
-  single = jax.vmap(_quantize_one, in_axes=(None, 0))(flat, codebooks)
-  quantized = single.quantized.transpose(1, 0, 2).reshape(*z.shape[:-1], num_codebooks * dim)
-  codes = single.codes.T.reshape(*z.shape[:-1], num_codebooks)
-  return _finish(single, quantized, codes, beta)
+  flat = z.reshape(-1, 1, dim)  # one slice, searched in every codebook
+  codes = search_slices(flat, codebooks)
+  quantized, out = _quantize_slices(flat, codes, codebooks, beta, flat.shape[0])
+  return out._replace(quantized=quantized.reshape(*z.shape[:-1], num_codebooks * dim),
+                      codes=codes.reshape(*z.shape[:-1], num_codebooks))
 
 
 def spatial_quantize(z: jax.Array, codebooks: jax.Array, *, beta: float = 0.25) -> QuantizerOutput:
@@ -262,9 +251,11 @@ def spatial_quantize(z: jax.Array, codebooks: jax.Array, *, beta: float = 0.25) 
         f" L = {num_codebooks}; choose L dividing P"
     )
   group = positions // num_codebooks
-  groups = z.reshape(batch, num_codebooks, group, dim).transpose(1, 0, 2, 3)
-  single = jax.vmap(_quantize_one)(groups.reshape(num_codebooks, batch * group, dim), codebooks)
-  quantized = single.quantized.reshape(num_codebooks, batch, group, dim).transpose(1, 0, 2, 3)
-  codes = single.codes.reshape(num_codebooks, batch, group).transpose(1, 0, 2)
-  return _finish(single, quantized.reshape(z.shape), codes.reshape(batch, positions), beta,
-                 per_position=jnp.mean)
+  # (B, group, L, D): position g of every group side by side, slice l for codebook l.
+  slices = z.reshape(batch, num_codebooks, group, dim).transpose(0, 2, 1, 3)
+  slices = slices.reshape(batch * group, num_codebooks, dim)
+  codes = search_slices(slices, codebooks)
+  quantized, out = _quantize_slices(slices, codes, codebooks, beta, batch * positions)
+  quantized = quantized.reshape(batch, group, num_codebooks, dim).transpose(0, 2, 1, 3)
+  codes = codes.reshape(batch, group, num_codebooks).transpose(0, 2, 1)
+  return out._replace(quantized=quantized.reshape(z.shape), codes=codes.reshape(batch, positions))
