@@ -63,6 +63,7 @@ def get_config(arg=None):
   # num_shards = 1 to collect rd.json / rd.csv / rd.png.
   config.num_shards = 1
   config.shard_index = 0
+  config.collect_only = False  # True: tables and plot of the finished points, no training
   if arg.small:
     defaults.shrink(config.base)
     config.base.num_recon_images = 0

@@ -161,6 +161,9 @@ def test_small_study_writes_tables_and_plot_and_resumes(tmp_path, monkeypatch):
   assert json.loads((tmp_path / "rd.json").read_text()) == records
   assert (tmp_path / "rd.csv").read_text().splitlines()[0] == ",".join(rate_distortion.RECORD_KEYS)
   assert (tmp_path / "rd.png").stat().st_size > 1000
-  # A finished point is read back, not trained again.
+  # A finished point is read back, not trained again; collect_only skips unfinished ones.
   monkeypatch.setattr(train, "train_and_evaluate", lambda *a: pytest.fail("retrained a point"))
+  assert rate_distortion.run(config, str(tmp_path)) == records
+  config.quantizers = ("vq", "dvq", "mvq")
+  config.collect_only = True
   assert rate_distortion.run(config, str(tmp_path)) == records

@@ -9,6 +9,8 @@ stopped (an unfinished point resumes from its own checkpoint).
 Several processes (or machines sharing W) can split the grid: `--config.num_shards=N
 --config.shard_index=i` trains only the points whose index is i mod N and writes no tables; a
 final run with `num_shards = 1` then reads every finished point back and writes the tables.
+`--config.collect_only=True` trains nothing: it writes the tables and the plot of the points
+finished so far (e.g. while the study runs, or for a study cut short).
 """
 
 import csv
@@ -62,12 +64,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   Args:
     config: a `configs/rate_distortion.py` ConfigDict: `base` (a learned-prior config),
       `quantizers`, `grid` (per quantizer a tuple of (L, K)), `latent_width`, `seeds`,
-      `num_shards`, `shard_index`.
+      `num_shards`, `shard_index`, `collect_only`.
     workdir: the study's directory; point p goes to `workdir/p.name`.
 
   Returns:
-    One dict per point (of this shard) with the keys `RECORD_KEYS`, in the order of
-    `grid.points`.
+    One dict per point (of this shard; with `collect_only`, per finished point) with the keys
+    `RECORD_KEYS`, in the order of `grid.points`.
   """
   # Every point's config is checked before the first one trains.
   grid = points(config)
@@ -82,18 +84,21 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   if not isinstance(num_shards, int) or num_shards < 1 or not 0 <= shard < num_shards:
     raise ConfigError(f"config.shard_index = {shard!r} must be in [0, config.num_shards ="
                       f" {num_shards!r}); num_shards an integer >= 1")
+  collect_only = config.get("collect_only", False)
   records = []
   for i, (point, point_cfg) in enumerate(zip(grid, configs)):
     if i % num_shards != shard:
       continue
     sub = root / point.name
     result = _finished(sub, point_cfg.num_train_steps)
+    if result is None and collect_only:
+      continue
     if result is None:
       print(f"rate_distortion: point {i + 1}/{len(grid)} {point.name}", flush=True)
       result = train.train_and_evaluate(point_cfg, str(sub))
     records.append(_record(point, result))
     if jax.process_index() == 0 and num_shards == 1:
       _write_tables(root, records)  # partial tables while the study runs
-  if jax.process_index() == 0 and num_shards == 1:
+  if jax.process_index() == 0 and num_shards == 1 and records:
     plots.write_rd_plot(root / "rd.png", records)
   return records
