@@ -18,6 +18,7 @@ _CORE = [
     "tensorboard>=2.17",
     "scikit-image>=0.22",  # ships the photographs of the offline demo data set
     "pillow>=10",
+    "tqdm>=4.66",  # progress lines
 ]
 
 _EXTRAS = {

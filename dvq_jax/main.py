@@ -8,7 +8,10 @@ Override any field from the command line: `--config.quantizer=vq --config.batch_
 User mistakes end with a one-line `error:` message and exit code 2, before any compute.
 """
 
+import os
+import re
 import sys
+import traceback
 
 from absl import app
 from absl import flags
@@ -52,6 +55,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; --verbosity=0 shows it
   if len(argv) > 1:
     _fail(f"unexpected arguments {argv[1:]}; use --config=... --workdir=...")
+  if _CONFIG.value is None:
+    _fail("--config is required, e.g. --config=configs/demo.py")
   if not _WORKDIR.value:
     _fail("--workdir is required, e.g. --workdir=/tmp/dvq_run")
   try:
@@ -68,17 +73,65 @@ def main(argv):
     _fail(str(e), code=1)
 
 
+def _config_path(argv) -> str | None:
+  """The file of `--config=path[:arg]` (or `--config path`) in argv, without its `:arg`."""
+  for i, item in enumerate(argv):
+    if item.startswith("--config="):
+      return item[len("--config="):].split(":")[0]
+    if item == "--config" and i + 1 < len(argv):
+      return argv[i + 1].split(":")[0]
+  return None
+
+
+def _raised_in_config_file(error: BaseException, path: str | None):
+  """(error, line) of the error raised by the config file's own code, or (None, None).
+
+  absl wraps some errors in its own flag errors; the chain of causes is searched too.
+  """
+  target = os.path.realpath(path) if path else None
+  while target and error is not None:
+    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+             if os.path.realpath(frame.filename) == target]
+    if lines:
+      return error, lines[-1]
+    error = error.__cause__ or error.__context__
+  return None, None
+
+
+def _unknown_field(error: BaseException, argv) -> str:
+  """`unknown config field 'model.hiden'; did you mean 'model.hidden'?` from ml_collections'
+  KeyError/AttributeError, with the dotted name of the override that caused it."""
+  text = str(error.args[0] if error.args else error)
+  suggestion = re.search(r'Did you mean "([^"]+)" instead of "([^"]+)"', text)
+  name = suggestion.group(2) if suggestion else re.findall(r"[A-Za-z_][\w]*", text)[0]
+  overrides = [item[len("--config."):].split("=")[0] for item in argv
+               if item.startswith("--config.")]
+  dotted = next((o for o in overrides if name in o.split(".")), name)
+  message = f"unknown config field {dotted!r}"
+  if suggestion:
+    parts = dotted.split(".")
+    fixed = ".".join(suggestion.group(1) if part == name else part for part in parts)
+    return f"{message}; did you mean {fixed!r}?"
+  return f"{message}; fields are listed in the config file and dvq_jax/vqvae/defaults.py"
+
+
 def _parse_flags(argv):
-  """absl flag parsing with one-line errors (bad --config path, unknown --config.field)."""
+  """absl flag parsing with one-line errors: bad --config file or path, unknown field."""
   try:
     return flags.FLAGS(argv)
-  except (flags.Error, AttributeError, KeyError, ValueError, TypeError, OSError,
-          SyntaxError, ImportError) as e:
+  except Exception as e:  # pylint: disable=broad-except  (anything a config file can raise)
+    path = _config_path(argv)
+    cause, line = _raised_in_config_file(e, path)
+    if cause is not None:  # raised by the config file's own code (get_config or an import)
+      reason = str(cause).strip().splitlines()[-1].strip() if str(cause).strip() else ""
+      _fail(f"--config {path} failed at line {line}: {type(cause).__name__}"
+            f"{': ' + reason if reason else ''}")
+    if isinstance(e, AttributeError) and "get_config" in str(e):
+      _fail(f"--config {path} has no get_config(); define get_config() returning a"
+            " ml_collections.ConfigDict")
     if isinstance(e, (KeyError, AttributeError)):
-      name = str(e.args[0] if e.args else e).strip("'\"")
-      _fail(f"unknown config field {name!r} in a --config.<field> override; fix its spelling"
-            " (fields are listed in the config file and dvq_jax/vqvae/defaults.py)")
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+      _fail(_unknown_field(e, argv))
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
     if len(lines) > 1:  # a traceback from inside the config file: its first and last lines
       lines = [lines[0].split(": Error whilst")[0], lines[-1]]
     _fail(f"{': '.join(lines)} (check --config and --config.<field> overrides)")

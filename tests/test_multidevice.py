@@ -7,9 +7,12 @@ while the rest of the suite keeps one.
 import json
 import os
 import pathlib
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -27,11 +30,12 @@ def _npz(path: pathlib.Path) -> pathlib.Path:
   return path
 
 
-def _command(data: pathlib.Path, workdir: pathlib.Path, *extra: str) -> list[str]:
+def _command(data: pathlib.Path, workdir: pathlib.Path, *extra: str, steps: int = 3,
+             checkpoint_every: int = 3) -> list[str]:
   return [sys.executable, "-m", "dvq_jax.main", "--config=configs/demo.py:small",
-          f"--config.dataset=npz:{data}", "--config.num_train_steps=3",
-          "--config.log_every_steps=1", "--config.checkpoint_every_steps=3",
-          "--config.eval_every_steps=3", "--config.max_eval_examples=0",
+          f"--config.dataset=npz:{data}", f"--config.num_train_steps={steps}",
+          "--config.log_every_steps=1", f"--config.checkpoint_every_steps={checkpoint_every}",
+          f"--config.eval_every_steps={steps}", "--config.max_eval_examples=0",
           "--config.batch_size=8", "--config.eval_batch_size=8", f"--workdir={workdir}", *extra]
 
 
@@ -40,10 +44,10 @@ def _env(devices: int) -> dict:
           "JAX_DEFAULT_MATMUL_PRECISION": "highest"}
 
 
-def _params(workdir: pathlib.Path):
+def _params(workdir: pathlib.Path, step: int | None = 3):
   checkpointer = checkpointing.Checkpointer(str(workdir), 3)
   try:
-    return checkpointer.restore_arrays(3)["params"]
+    return checkpointer.restore_arrays(step)["params"]
   finally:
     checkpointer.close()
 
@@ -116,3 +120,55 @@ def test_two_processes_on_localhost_match_one_process(tmp_path):
   _assert_same_run(tmp_path / "single", tmp_path / "multi")
   # Only process 0 writes metrics: one record per logged step, not two.
   assert [r["step"] for r in _train_records(tmp_path / "multi")] == [1, 2, 3]
+
+
+def _start_two_processes(data, workdir, logs: pathlib.Path, **kwargs) -> list[subprocess.Popen]:
+  """Processes 0 and 1 of one run; output to files (a full pipe would block a process)."""
+  address = f"127.0.0.1:{_free_port()}"
+  logs.mkdir(parents=True, exist_ok=True)
+  procs = []
+  for i in range(2):
+    command = _command(data, workdir, "--config.distributed=True", "--config.num_processes=2",
+                       f"--config.coordinator_address={address}", f"--config.process_id={i}",
+                       "--verbosity=0", **kwargs)  # INFO: process 1 logs its stop step too
+    with open(logs / f"out{i}", "w") as out, open(logs / f"err{i}", "w") as err:
+      procs.append(subprocess.Popen(command, cwd=ROOT, env=_env(2), stdout=out, stderr=err))
+  return procs
+
+
+def _wait(procs, logs: pathlib.Path) -> list[str]:
+  """Waits for both processes, asserts they exit 0, returns their stdout + stderr."""
+  outputs = []
+  for i, proc in enumerate(procs):
+    proc.wait(timeout=600)
+    output = (logs / f"out{i}").read_text() + (logs / f"err{i}").read_text()
+    assert proc.returncode == 0, output[-3000:]
+    outputs.append(output)
+  return outputs
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_of_two_processes_stops_both_at_one_step_and_resumes_exactly(tmp_path):
+  data = _npz(tmp_path / "data.npz")
+  run = dict(steps=16, checkpoint_every=2)
+  straight = _start_two_processes(data, tmp_path / "straight", tmp_path / "logs_straight", **run)
+  interrupted = tmp_path / "interrupted"
+  procs = _start_two_processes(data, interrupted, tmp_path / "logs_interrupted", **run)
+  start = time.monotonic()
+  while not list((interrupted / "checkpoints").glob("[0-9]*")):  # the first save has begun
+    assert all(p.poll() is None for p in procs), "a process ended before its first checkpoint"
+    assert time.monotonic() - start < 600
+    time.sleep(0.1)
+  procs[1].send_signal(signal.SIGTERM)  # a preemption notice reaches one host only
+  outputs = _wait(procs, tmp_path / "logs_interrupted")
+  stops = [re.findall(r"stopped by signal at step (\d+)", output) for output in outputs]
+  assert stops[0] and stops[0] == stops[1], stops  # both stopped, at the same step
+  stopped_at = int(stops[0][0])
+  assert stopped_at < run["steps"]
+  assert (interrupted / "checkpoints" / str(stopped_at)).is_dir()
+  assert "stopped by signal" not in "".join(_wait(straight, tmp_path / "logs_straight"))
+  _wait(_start_two_processes(data, interrupted, tmp_path / "logs_rerun", **run),
+        tmp_path / "logs_rerun")
+  for a, b in zip(jax_leaves(_params(tmp_path / "straight", run["steps"])),
+                  jax_leaves(_params(interrupted, run["steps"])), strict=True):
+    np.testing.assert_array_equal(a, b)

@@ -1,5 +1,6 @@
 """Reliability: kill -9 and SIGTERM mid-run, damaged checkpoints, shape mismatches, NaN losses."""
 
+import json
 import pathlib
 import random
 import signal
@@ -92,6 +93,9 @@ def test_interrupted_run_resumes_bit_identically(tmp_path, data, how):
   assert rerun.returncode == 0, rerun.stderr[-2000:]
   assert straight.wait(timeout=600) == 0
   _assert_identical(tmp_path / "straight", interrupted)
+  # Steps the killed run logged after its last checkpoint were dropped on resume: each once.
+  records = [json.loads(line) for line in (interrupted / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in records if "train/loss" in r] == list(range(1, steps + 1))
 
 
 def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, data, capsys):

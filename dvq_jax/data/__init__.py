@@ -6,6 +6,7 @@ resume), and `eval_batches` the padded and masked test set, each image counted e
 Images stay uint8 until they reach the device.
 """
 
+from dvq_jax.data._batches import check_batch_size
 from dvq_jax.data._batches import eval_batches
 from dvq_jax.data._batches import train_batch
 from dvq_jax.data._batches import train_batches
@@ -19,6 +20,7 @@ __all__ = [
     "TFDS_NAMES",
     "ImageData",
     "ImageSource",
+    "check_batch_size",
     "check_dataset_name",
     "eval_batches",
     "load",

@@ -162,6 +162,15 @@ def eval_batches(
   return batches()
 
 
+def check_batch_size(data: ImageData, global_batch_size: int, process_count: int = 1) -> None:
+  """Raises ConfigError unless the batch splits over the processes and fits the training set.
+
+  Cheap (no image is read): trainers call it before building models.
+  """
+  _local_batch_size(global_batch_size, 0, process_count)
+  _steps_per_epoch(data, global_batch_size)
+
+
 def _local_batch_size(global_batch_size: int, process_index: int, process_count: int) -> int:
   if global_batch_size <= 0 or global_batch_size % process_count:
     raise ConfigError(

@@ -1,5 +1,8 @@
 """TFDS data sets read through `tfds.data_source` (array_record random access, no TensorFlow)."""
 
+import contextlib
+import logging
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -17,6 +20,22 @@ class TfdsImages:
 
   def __getitem__(self, index: int) -> np.ndarray:
     return self._source[index]["image"]
+
+
+def _drop_missing_variant_warnings(record: logging.LogRecord) -> bool:
+  # TFDS warns about every version folder without dataset_info.json before raising "not
+  # prepared"; the ConfigError below says the same in one line.
+  return "has no dataset_info.json" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_tfds_probing():
+  logger = logging.getLogger("absl")
+  logger.addFilter(_drop_missing_variant_warnings)
+  try:
+    yield
+  finally:
+    logger.removeFilter(_drop_missing_variant_warnings)
 
 
 def load_tfds(
@@ -37,12 +56,13 @@ def load_tfds(
     ConfigError: the data set is not prepared (in array_record format) under `data_dir`, or a
       split does not exist; the message says how to get it.
   """
-  try:
-    train, test = tfds.data_source(
-        name, split=[train_split, test_split], data_dir=data_dir or None, download=False
-    )
-  except Exception as e:  # tfds raises NotImplementedError, ValueError, AssertionError, OSError...
-    raise ConfigError(_explain(name, data_dir, train_split, test_split, e)) from None
+  with _quiet_tfds_probing():
+    try:
+      train, test = tfds.data_source(
+          name, split=[train_split, test_split], data_dir=data_dir or None, download=False
+      )
+    except Exception as e:  # tfds raises NotImplementedError, ValueError, AssertionError, ...
+      raise ConfigError(_explain(name, data_dir, train_split, test_split, e)) from None
   image_shape = tuple(train.dataset_info.features["image"].shape)
   if len(image_shape) != 3 or None in image_shape:
     raise ConfigError(f"TFDS {name} has images of shape {image_shape}; use a fixed-size data set")

@@ -61,22 +61,39 @@ from etils import epath
 from dvq_jax.errors import NumericalError
 from dvq_jax.training import checkpointing
 from dvq_jax.training import sharding
+from dvq_jax.training import validation
 from dvq_jax.training.progress import Progress
 from dvq_jax.training.writers import MetricWriter
 
 
 class _StopSignal:
-  """Set by SIGTERM/SIGINT; the loop checkpoints at the next step boundary and exits cleanly."""
+  """SIGTERM/SIGINT: the loop checkpoints at the next step boundary and exits cleanly.
+
+  One process: a Python handler sets a flag. Several processes: all must stop at the same step,
+  which JAX's preemption service agrees on (`multihost_utils.reached_preemption_sync_point`).
+  `jax.distributed.initialize` installs that service's SIGTERM handler in C++; a Python
+  SIGTERM handler would replace it (the sync point would then never fire), so SIGTERM is left
+  alone and SIGINT (Ctrl-C) is forwarded to it as a SIGTERM.
+  """
 
   def __init__(self):
     self.received = False
     self._previous = {}
+    self._multi_process = jax.process_count() > 1
 
   def install(self) -> None:
     def handler(signum, frame):  # pylint: disable=unused-argument
       self.received = True
-    for sig in (signal.SIGTERM, signal.SIGINT):
-      self._previous[sig] = signal.signal(sig, handler)
+
+    def forward_to_preemption_service(signum, frame):  # pylint: disable=unused-argument
+      self.received = True
+      signal.raise_signal(signal.SIGTERM)  # reaches JAX's C++ handler
+
+    if self._multi_process:
+      self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, forward_to_preemption_service)
+    else:
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, handler)
 
   def uninstall(self) -> None:
     for sig, previous in self._previous.items():
@@ -84,7 +101,8 @@ class _StopSignal:
     self._previous = {}
 
   def should_stop(self, step: int) -> bool:
-    if jax.process_count() > 1:
+    """Called by every process at every step (the sync point requires it)."""
+    if self._multi_process:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
       return multihost_utils.reached_preemption_sync_point(step)
     return self.received
@@ -119,7 +137,7 @@ def run(
 
   Args:
     config: the run's config (the fields listed in the module docstring are read here).
-    workdir: where checkpoints and metrics go (local or gs://); must exist and be writable.
+    workdir: where checkpoints and metrics go (local or gs://); created if missing.
     init_state: `key -> state`, see the module docstring.
     train_step: `(state, batch) -> (state, metrics)`, pure; jitted and donated here.
     batches: `start_step -> iterator` of process-local batches for the following steps.
@@ -134,7 +152,17 @@ def run(
     NumericalError: a train metric became NaN or inf.
     ConfigError: a checkpoint in `workdir` does not fit the state `init_state` makes.
   """
-  log = logging.info if jax.process_index() else print
+  progress = None
+
+  def log(message: str) -> None:
+    if jax.process_index():
+      logging.info(message)
+    elif progress is not None:
+      progress.write(message)  # ends the progress line first
+    else:
+      print(message, flush=True)
+
+  validation.check_workdir(workdir)  # creates it
   if jax.process_index() == 0:
     (epath.Path(workdir) / "config.json").write_text(config.to_json_best_effort(indent=2))
 
@@ -161,6 +189,7 @@ def run(
       donate_argnums=0,
   )
   writer = MetricWriter(workdir)
+  writer.drop_after(start_step)  # steps logged after the checkpoint by a killed run come again
   stop = _StopSignal()
   stop.install()
 
@@ -208,6 +237,7 @@ def run(
     if result is None and not stopped:  # resumed a finished run: its eval is in metrics.jsonl
       result = evaluate_and_write(start_step, record=False)
   finally:
+    progress.close()  # ends the line before any error message
     stop.uninstall()
     if hasattr(iterator, "close"):
       iterator.close()

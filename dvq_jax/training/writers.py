@@ -13,6 +13,7 @@ import jax
 import numpy as np
 from etils import epath
 from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.event_pb2 import SessionLog
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
@@ -26,6 +27,14 @@ def _plain(value):
   if isinstance(value, float) and not math.isfinite(value):
     return None
   return value
+
+
+def _record_step(line: str) -> float:
+  """The step of one metrics.jsonl line; inf for a line torn by a kill (so it is dropped)."""
+  try:
+    return json.loads(line)["step"]
+  except (ValueError, KeyError, TypeError):
+    return math.inf
 
 
 class MetricWriter:
@@ -50,6 +59,29 @@ class MetricWriter:
       values += [Summary.Value(tag=t, simple_value=float(v)) for t, v in zip(tags, flat)]
     self._tb.add_event(Event(wall_time=time.time(), step=int(step), summary=Summary(value=values)))
     self._tb.flush()
+
+  def drop_after(self, step: int) -> None:
+    """Forgets records past `step` (the restored checkpoint), so a resumed run logs each once.
+
+    `metrics.jsonl` is rewritten atomically without them (and without a line torn by a kill).
+    TensorBoard event files are append-only: a `SessionLog.START` event at `step + 1` makes
+    TensorBoard's event loader discard the older events from `step + 1` on (its
+    `--purge_orphaned_data`, on by default).
+    """
+    if not self._active:
+      return
+    path = self._dir / "metrics.jsonl"
+    if path.exists():
+      lines = path.read_text().splitlines()
+      kept = [line for line in lines if _record_step(line) <= step]
+      if len(kept) < len(lines):
+        tmp = self._dir / ".metrics.jsonl.tmp"
+        tmp.write_text("".join(line + "\n" for line in kept))
+        tmp.replace(path)
+    if step > 0:
+      self._tb.add_event(Event(wall_time=time.time(), step=int(step) + 1,
+                               session_log=SessionLog(status=SessionLog.START)))
+      self._tb.flush()
 
   def write_json(self, name: str, payload: Mapping[str, object]) -> None:
     """Writes `workdir/name` atomically (write to a temp name, then rename)."""

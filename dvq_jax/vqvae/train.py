@@ -42,6 +42,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   training_validation.check_devices(config)
   training_validation.check_workdir(workdir)
   data = data_lib.load(config)
+  data_lib.check_batch_size(data, config.batch_size, jax.process_count())
   model = vqvae.build_model(config, data.image_shape)  # also checks the image size fits
   tx = optim.make_optimizer(config)
 

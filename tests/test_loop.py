@@ -1,0 +1,124 @@
+"""The shared training loop on a model that is not the VQ-VAE, its metric files and progress line."""
+
+import io
+import json
+import signal
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+
+from dvq_jax.errors import NumericalError
+from dvq_jax.training import loop
+from dvq_jax.training import optim
+from dvq_jax.training.progress import Progress
+from dvq_jax.training.writers import MetricWriter
+
+
+def _config(**overrides) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict(dict(
+      num_train_steps=6, seed=0, log_every_steps=1, eval_every_steps=3, checkpoint_every_steps=2,
+      keep_checkpoints=5, learning_rate=0.1, lr_schedule="constant", warmup_steps=0))
+  config.update(overrides)
+  return config
+
+
+def _linear_regression(config, true_w=(2.0, -1.0)):
+  """A least-squares model: the batch of step s is a pure function of s (exact resume)."""
+  def loss_fn(params, batch):
+    error = batch["x"] @ params["w"] - batch["y"]
+    return jnp.mean(error ** 2), {"abs_error": jnp.mean(jnp.abs(error))}
+
+  def init_state(key):
+    params = {"w": jax.random.normal(key, (2,))}
+    return {"step": jnp.zeros((), jnp.int32), "params": params,
+            "opt_state": tx.init(params)}
+
+  def batches(start_step):
+    step = start_step
+    while True:
+      step += 1
+      x = np.random.default_rng(step).normal(size=(8, 2)).astype(np.float32)
+      yield {"x": x, "y": (x @ np.asarray(true_w, np.float32))}
+
+  def evaluate(state, step):  # pylint: disable=unused-argument
+    return {"w_error": jnp.sum(jnp.abs(state["params"]["w"] - jnp.asarray(true_w)))}
+
+  tx = optim.make_optimizer(config)
+  return dict(init_state=init_state, train_step=optim.gradient_step(loss_fn, tx),
+              batches=batches, evaluate=evaluate, description="linear regression")
+
+
+def _records(workdir, prefix="train/loss"):
+  lines = (workdir / "metrics.jsonl").read_text().splitlines()
+  return [r for r in map(json.loads, lines) if prefix in r]
+
+
+def test_any_model_trains_and_resumes_exactly(tmp_path):
+  result = loop.run(_config(num_train_steps=60, eval_every_steps=60), str(tmp_path / "learn"),
+                    **_linear_regression(_config()))
+  assert result["w_error"] < 0.1  # it learned
+  straight = loop.run(_config(), str(tmp_path / "straight"), **_linear_regression(_config()))
+  loop.run(_config(num_train_steps=4), str(tmp_path / "resumed"), **_linear_regression(_config()))
+  resumed = loop.run(_config(), str(tmp_path / "resumed"), **_linear_regression(_config()))
+  assert straight == resumed
+  for one, other in zip(_records(tmp_path / "straight"), _records(tmp_path / "resumed"),
+                        strict=True):
+    assert one["step"] == other["step"] and one["train/loss"] == other["train/loss"]
+  assert json.loads((tmp_path / "resumed" / "eval.json").read_text())["step"] == 6
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the loop's handler is gone
+
+
+def test_nan_stops_with_the_metric_and_the_step(tmp_path):
+  config = _config(learning_rate=1e30)
+  with pytest.raises(NumericalError, match=r"(loss|grad_norm|abs_error) = .* at step \d"):
+    loop.run(config, str(tmp_path), **_linear_regression(config, true_w=(1e30, 1e30)))
+
+
+def test_records_past_the_restored_step_are_dropped_once(tmp_path):
+  writer = MetricWriter(str(tmp_path))
+  for step in range(1, 7):
+    writer.write(step, {"train/loss": float(step)})
+  writer.close()
+  with (tmp_path / "metrics.jsonl").open("a") as f:
+    f.write('{"step": 7, "train/lo')  # torn by kill -9
+  writer = MetricWriter(str(tmp_path))  # the resumed run, restored at step 4
+  writer.drop_after(4)
+  for step in (5, 6):
+    writer.write(step, {"train/loss": 10.0 * step})
+  writer.close()
+  assert [(r["step"], r["train/loss"]) for r in _records(tmp_path)] == [
+      (1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 50.0), (6, 60.0)]
+  events = event_accumulator.EventAccumulator(str(tmp_path / "tensorboard"))
+  events.Reload()
+  assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [
+      (1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 50.0), (6, 60.0)]
+
+
+class _Terminal(io.StringIO):
+  def isatty(self):
+    return True
+
+
+def test_progress_line_ends_before_other_output_and_rates_skip_the_first_step(capsys):
+  stream = _Terminal()
+  bar = Progress(4, "train", unit="step", stream=stream)
+  bar.update(1)  # the compiling step: no rate yet
+  bar.write("checkpoint saved", file=stream)
+  bar.update(3)
+  text = stream.getvalue()
+  assert "?step/s" in text.split("checkpoint saved")[0]
+  before = text.split("checkpoint saved")[0].rsplit("\r", 1)[-1]
+  assert before.strip() == ""  # the bar was cleared before the message
+  assert text.endswith("\n")  # finished: the line is ended
+  plain = io.StringIO()
+  bar = Progress(100, "train", unit="step", stream=plain, interval=3600)
+  for _ in range(10):
+    bar.update(1)
+  bar.close()  # stopped early
+  assert "\r" not in plain.getvalue()
+  assert [line.split()[1] for line in plain.getvalue().splitlines()] == ["1/100", "10/100"]
+  capsys.readouterr()
