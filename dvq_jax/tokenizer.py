@@ -185,6 +185,15 @@ class Tokenizer:
     return self._batched(self._decode, codes, self.image_shape, np.uint8)
 
   # ------------------------------------------------------------------ whole splits
+  def codes_by_codebook(self, codes) -> np.ndarray:
+    """Codes `(N, h, w, L)` regrouped `(N, codes per codebook, L_q)` by the codebook that chose
+    them (`vqvae.codes_by_codebook`): L_q = config.num_codebooks for svq, whose groups of
+    positions use different codebooks, else the codes' own L."""
+    codes = np.asarray(codes)
+    if self.config.quantizer != "svq":
+      return codes.reshape(len(codes), -1, codes.shape[-1])
+    return np.asarray(vqvae.codes_by_codebook("svq", codes[..., 0], self.config.num_codebooks))
+
   @property
   def codes_per_image(self) -> int:
     """h * w * L."""

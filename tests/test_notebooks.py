@@ -31,6 +31,8 @@ SMALL = {
                                "RESIDUAL_CHANNELS": 8, "MAX_EVAL_EXAMPLES": 16},
     "04_inspect_checkpoint.ipynb": {"TRAIN_CONFIG": "demo.py:small", "TRAIN_STEPS": 4,
                                     "NUM_IMAGES": 4},
+    "05_code_prior.ipynb": {"VQVAE_CONFIG": "demo.py:small", "VQVAE_STEPS": 4, "PRIOR_STEPS": 4,
+                            "PRIOR_WIDTH": 16, "PRIOR_DEPTH": 1, "NUM_SAMPLES": 4},
 }
 
 

@@ -70,3 +70,12 @@ def test_tokenize_cli_writes_both_splits(tmp_path):
   assert meta["codebook_size"] == 16 and meta["num_codebooks"] == 2 and meta["grid"] == [4, 4]
   assert meta["quantizer"] == "dvq" and meta["checkpoint_step"] == 3
   assert meta["dataset"].startswith("npz:")
+
+
+def test_codes_by_codebook_splits_svq_positions_into_groups(tmp_path):
+  tok = tokenizer_lib.Tokenizer.from_workdir(str(prior_fixtures.vqvae_workdir(tmp_path, "svq")))
+  assert tok.num_codebooks == 1
+  codes = np.arange(16).reshape(1, 4, 4, 1)
+  grouped = tok.codes_by_codebook(codes)  # L = 2 groups of 8 positions, row-major
+  np.testing.assert_array_equal(grouped[0, :, 0], np.arange(8))
+  np.testing.assert_array_equal(grouped[0, :, 1], np.arange(8, 16))

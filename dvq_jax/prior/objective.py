@@ -91,7 +91,7 @@ def rate_metrics(nll_nats, count, *, num_tokens: int, codebook_size: int, image_
 
 
 def code_counts(codes: np.ndarray, codebook_size: int) -> np.ndarray:
-  """How often each code of each codebook occurs: codes `(N, h, w, L)` -> `(L, K)` float64."""
+  """How often each code of each codebook occurs: codes `(..., L)` -> `(L, K)` float64."""
   flat = np.asarray(codes).reshape(-1, codes.shape[-1])
   return np.stack([np.bincount(flat[:, l], minlength=codebook_size)
                    for l in range(codes.shape[-1])]).astype(np.float64)

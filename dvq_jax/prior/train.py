@@ -116,9 +116,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # ---------------------------------------------------------------- fixed eval numbers
   image_dims = math.prod(tokenizer.image_shape)
-  unigram_bits = metrics.unigram_code_bits(
-      objective.code_counts(codes["train"], tokenizer.codebook_size),
-      objective.code_counts(codes["test"], tokenizer.codebook_size))
+  counts = {split: objective.code_counts(tokenizer.codes_by_codebook(codes[split]),
+                                        tokenizer.codebook_size) for split in ("train", "test")}
+  unigram_bits = metrics.unigram_code_bits(counts["train"], counts["test"])
   recon = vqvae_recon_bits_per_dim(tokenizer, config.vqvae_workdir)
 
   # ---------------------------------------------------------------- the loop's four parts
