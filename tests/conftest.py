@@ -46,24 +46,29 @@ def _join(kind: str, parts: list, z: np.ndarray) -> np.ndarray:
 def reference_quantize(kind: str, z, codebooks, *, slice_sizes=None, beta: float = 0.25) -> dict:
   """Every quantizer output plus the analytic Eq. 4 gradients, by brute force in float64.
 
+  The losses are means over latent positions of the squared error summed over the vector's
+  features, summed over the codebooks a position uses: all L for depthwise/multi, one for
+  vector/spatial (spatial: a mean over all B*P positions, i.e. the mean of the L group means).
   `grad_codebooks` is d codebook_loss / d codebooks: (2/N) sum_{n: c_n = k} (e_k - z_n) per
-  codebook (zero on padded entries); `grad_z` is d commitment_loss / d z: (2/N) (z_n - e_{c_n}).
+  codebook (zero on padded entries); `grad_z` is d commitment_loss / d z: (2/N) (z_n - e_{c_n});
+  N = number of positions.
   """
   z, codebooks = np.asarray(z, np.float64), np.asarray(codebooks, np.float64)
   codes, chosen, grad_x, grad_e, losses, perplexity, usage = [], [], [], [], [], [], []
   for x, e in _split(kind, z, codebooks, slice_sizes):
     c = brute_force_codes(x, e)
-    n, k = len(x), len(e)
+    k = len(e)
+    n = len(x) * (len(codebooks) if kind == "spatial" else 1)  # positions in z
     residual = x - e[c]
     counts = np.bincount(c, minlength=k)
-    probs = counts[counts > 0] / n
+    probs = counts[counts > 0] / len(x)
     g = np.zeros(codebooks.shape[-2:])
     np.add.at(g[:, :e.shape[1]], c, -2.0 / n * residual)
     codes.append(c)
     chosen.append(e[c])
     grad_x.append(2.0 / n * residual)
     grad_e.append(g)
-    losses.append(np.mean(np.sum(np.square(residual), axis=-1)))
+    losses.append(np.sum(np.square(residual)) / n)
     perplexity.append(np.exp(-np.sum(probs * np.log(probs))))
     usage.append(np.count_nonzero(counts) / k)
   grad_z = _join(kind, grad_x, z)

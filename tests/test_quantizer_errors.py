@@ -81,6 +81,15 @@ BAD_INPUTS = {
                        "z feature size 3 (shape (2, 6, 3)) != codebook dim D = 2"),
     "svq dtype": (lambda: q.spatial_quantize(f32(2, 6, 2), f32(3, 4, 2).astype(jnp.bfloat16)),
                   "z dtype float32 != codebook dtype bfloat16"),
+    # beta < 0 (as the CLI rejects config.beta)
+    "vq beta < 0": (lambda: q.vector_quantize(f32(5, 2), f32(4, 2), beta=-0.25),
+                    "beta = -0.25; set it to a number >= 0"),
+    "dvq beta < 0": (lambda: q.depthwise_quantize(f32(5, 6), f32(2, 4, 3), beta=-1.0),
+                     "beta = -1.0; set it to a number >= 0"),
+    "mvq beta nan": (lambda: q.multi_codebook_quantize(f32(5, 3), f32(2, 4, 3), beta=float("nan")),
+                     "beta = nan; set it to a number >= 0"),
+    "svq beta < 0": (lambda: q.spatial_quantize(f32(2, 6, 2), f32(3, 4, 2), beta=-1),
+                     "beta = -1; set it to a number >= 0"),
     # lookups: codes -> vectors
     "vector_lookup float codes": (lambda: q.vector_lookup(f32(5), f32(4, 2)),
                                   "codes must be integers, got dtype float32"),

@@ -255,6 +255,22 @@ def test_bfloat16_inputs_use_float32_distances(case):
   np.testing.assert_allclose(out.codebook_loss, ref["codebook_loss"], rtol=1e-3)
 
 
+def test_spatial_losses_equal_vector_quantize_with_the_same_codebook_in_every_group():
+  """One loss convention: a mean over positions. SVQ used to sum its L group means (L times
+  VQ's loss, an effective beta L times larger)."""
+  z, codebooks = make_inputs(("spatial", (3, 8), 4, 7, 3, None), "normal")
+  same = jnp.broadcast_to(codebooks[:1], codebooks.shape)
+  svq, vq = jax.jit(q.spatial_quantize)(z, same), jax.jit(q.vector_quantize)(z, same[0])
+  np.testing.assert_array_equal(svq.codes, vq.codes)
+  for name in ("loss", "codebook_loss", "commitment_loss"):
+    np.testing.assert_allclose(getattr(svq, name), getattr(vq, name), rtol=1e-6, err_msg=name)
+  grad = lambda f, e: jax.jit(jax.grad(lambda x, e: f(x, e).loss, argnums=(0, 1)))(z, e)
+  svq_z, svq_e = grad(q.spatial_quantize, same)
+  vq_z, vq_e = grad(q.vector_quantize, same[0])
+  np.testing.assert_allclose(svq_z, vq_z, rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(svq_e.sum(0), vq_e, rtol=1e-5, atol=1e-7)
+
+
 def test_depthwise_reaches_k_to_the_l_points_a_single_codebook_cannot():
   """K=4, L=3: the 4^3 = 64 points of {0,1,2,3}^3 are all exact DVQ codewords; one codebook of
   K=4 vectors maps them to at most 4 distinct points, so its loss cannot be zero."""
@@ -292,6 +308,20 @@ def test_nearest_codes_over_many_row_blocks_matches_brute_force(data):
     rows = np.arange(5000)
     assert np.mean(codes != want) < 1e-3
     np.testing.assert_allclose(d[rows, codes], d[rows, want], rtol=1e-5)
+
+
+def test_large_codebooks_are_searched_in_chunks_with_ties_to_the_lowest_index():
+  """K = 12,000 codes (3 chunks of 4,000): every codebook row appears 3 times, once per chunk,
+  so each row's nearest code ties across chunks and must resolve to the first copy."""
+  from dvq_jax.quantizers import _nearest  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  x, e = rng.integers(-4, 5, (600, 3)), rng.integers(-4, 5, (4000, 3))
+  e = np.concatenate([e, e, e])
+  assert _nearest._plan(600, len(e))[2] < len(e)  # chunked
+  codes = np.asarray(jax.jit(q.nearest_codes)(jnp.asarray(x, jnp.float32),
+                                              jnp.asarray(e, jnp.float32)))
+  np.testing.assert_array_equal(codes, brute_force_codes(x, e))
+  assert codes.max() < 4000
 
 
 def test_depthwise_memory_is_far_below_n_times_k():

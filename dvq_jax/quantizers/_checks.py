@@ -5,6 +5,16 @@ from collections.abc import Sequence
 import jax
 
 
+def check_beta(beta) -> None:
+  """A negative (or NaN) beta would reward moving the encoder away from its codes."""
+  try:
+    value = float(beta)
+  except (TypeError, jax.errors.ConcretizationTypeError):  # traced under jit: cannot be checked
+    return
+  if not value >= 0:
+    raise ValueError(f"beta = {beta!r}; set it to a number >= 0")
+
+
 def check_codebook(codebook: jax.Array) -> None:
   if codebook.ndim != 2:
     raise ValueError(f"codebook must have rank 2 (K, D), got shape {codebook.shape}")

@@ -1,7 +1,18 @@
 """The four quantizers of the paper as pure functions: VQ, DVQ, multi-codebook VQ, SVQ.
 
-Each one reshapes its input to `(L, N, D)` -- one `(N, D)` block of vectors per codebook -- and
-runs the same single-codebook step under `jax.vmap` over the L codebooks.
+Each one views its input as `(..., L, D)` -- slice l of every position belongs to codebook l --
+without moving it: the search reads the slices in place and the chosen vectors are gathered
+straight into that layout, so no transposed copy of z (or of its gradient) is made.
+
+One loss convention for all four: `codebook_loss` and `commitment_loss` are means over latent
+positions (the vectors z is made of) of the squared error summed over that vector's features,
+summed over the codebooks a position uses (L for DVQ and MVQ, one for VQ and SVQ). beta weights
+the commitment (encoder) term, as in van den Oord et al. (2017); the DVQ paper's Eq. 2/4 print
+beta on d(sg(z), z_q) instead.
+
+Non-finite input: codes always index the codebook (0 <= code < K); a position with a NaN or inf
+in z gets code 0 and a NaN or inf codebook_loss / commitment_loss / loss, and a NaN or inf
+anywhere in a codebook makes codebook_loss and loss NaN, so a trainer's finite check sees it.
 """
 
 from collections.abc import Sequence
@@ -12,7 +23,7 @@ import jax.numpy as jnp
 from jax.scipy.special import xlogy
 
 from dvq_jax.quantizers import _checks
-from dvq_jax.quantizers._nearest import nearest_codes
+from dvq_jax.quantizers._nearest import search_slices
 
 
 class QuantizerOutput(NamedTuple):
@@ -22,11 +33,12 @@ class QuantizerOutput(NamedTuple):
     quantized: the input's shape and dtype; value = the chosen codebook vectors, gradient with
       respect to z = identity (straight-through, `stop_gradient(e) + z - stop_gradient(z)`).
     codes: int32 indices of the chosen codebook vectors.
-    loss: `codebook_loss + beta * commitment_loss` (paper Eq. 4), float32 scalar.
-    codebook_loss: mean over vectors of ||sg(z) - e||^2, summed over codebooks; its gradient
-      reaches the codebooks only.
-    commitment_loss: mean over vectors of ||z - sg(e)||^2, summed over codebooks; its gradient
-      reaches z only.
+    loss: `codebook_loss + beta * commitment_loss` (paper Eq. 4 with beta on the commitment
+      term, as in van den Oord et al.), float32 scalar.
+    codebook_loss: mean over latent positions of ||sg(z) - e||^2 (summed over the vector's
+      features), summed over the codebooks a position uses; its gradient reaches the codebooks
+      only. NaN if any codebook entry is NaN or inf.
+    commitment_loss: the same mean of ||z - sg(e)||^2; its gradient reaches z only.
     perplexity: `(L,)` exp(entropy) of each codebook's code histogram over the batch.
     usage: `(L,)` fraction of each codebook's K vectors chosen at least once in the batch.
   """
@@ -40,49 +52,48 @@ class QuantizerOutput(NamedTuple):
   usage: jax.Array
 
 
-class _Single(NamedTuple):
-  quantized: jax.Array
-  codes: jax.Array
-  codebook_loss: jax.Array
-  commitment_loss: jax.Array
-  perplexity: jax.Array
-  usage: jax.Array
+def _nan_unless_finite(codebooks: jax.Array) -> jax.Array:
+  """0 for finite codebooks, NaN otherwise: non-finite rows are never chosen, so no loss term
+  would carry them."""
+  return jnp.where(jnp.all(jnp.isfinite(codebooks)), 0.0, jnp.nan).astype(jnp.float32)
 
 
-def _mean_sq_norm(a: jax.Array) -> jax.Array:
-  return jnp.mean(jnp.sum(jnp.square(a.astype(jnp.float32)), axis=-1))
+def _quantize_slices(x: jax.Array, codes: jax.Array, codebooks: jax.Array, beta,
+                     num_positions: int) -> tuple[jax.Array, QuantizerOutput]:
+  """The straight-through output and the losses, given the codes.
 
+  Args:
+    x: `(..., L, D)` slices of z (or `(..., 1, D)`: one vector for all L codebooks).
+    codes: `(..., L)` int32 codes, slice l in codebook l.
+    codebooks: `(L, K, D)`.
+    beta: weight of the commitment loss.
+    num_positions: latent positions the losses are means over.
 
-def _quantize_one(x: jax.Array, codebook: jax.Array) -> _Single:
-  """Quantizes `(N, D)` vectors with one `(K, D)` codebook."""
+  Returns:
+    `(quantized (..., L, D), output)`, the output's `quantized` and `codes` left to the caller.
+  """
   sg = jax.lax.stop_gradient
-  codes = nearest_codes(sg(x), sg(codebook))
-  chosen = jnp.take(codebook, codes, axis=0, mode="clip")  # in range: no out-of-range select
-  counts = jnp.zeros(codebook.shape[0], jnp.float32).at[codes].add(1.0)
-  probs = counts / codes.shape[0]
-  return _Single(
-      # value: exactly e (x - sg(x) is exactly 0); gradient w.r.t. x: identity.
-      quantized=sg(chosen) + (x - sg(x)),
-      codes=codes,
-      codebook_loss=_mean_sq_norm(sg(x) - chosen),
-      commitment_loss=_mean_sq_norm(x - sg(chosen)),
-      perplexity=jnp.exp(-jnp.sum(xlogy(probs, probs))),
-      usage=jnp.mean(counts > 0),
-  )
-
-
-def _finish(single: _Single, quantized: jax.Array, codes: jax.Array, beta: float):
-  codebook_loss = jnp.sum(single.codebook_loss)
-  commitment_loss = jnp.sum(single.commitment_loss)
-  return QuantizerOutput(
-      quantized=quantized,
-      codes=codes,
+  num_codebooks, size, dim = codebooks.shape
+  flat_codes = codes + size * jnp.arange(num_codebooks, dtype=codes.dtype)
+  # In range (codes are in [0, K)): mode="clip" avoids the out-of-range select of the default.
+  chosen = jnp.take(codebooks.reshape(num_codebooks * size, dim), flat_codes, axis=0,
+                    mode="clip")
+  sq_sum = lambda a: jnp.sum(jnp.square(a.astype(jnp.float32))) / num_positions
+  codebook_loss = sq_sum(sg(x) - chosen) + _nan_unless_finite(sg(codebooks))
+  commitment_loss = sq_sum(x - sg(chosen))
+  counts = jnp.zeros(num_codebooks * size, jnp.float32).at[flat_codes.reshape(-1)].add(1.0)
+  probs = counts.reshape(num_codebooks, size) / (flat_codes.size // num_codebooks)
+  output = QuantizerOutput(
+      quantized=None,
+      codes=None,
       loss=codebook_loss + beta * commitment_loss,
       codebook_loss=codebook_loss,
       commitment_loss=commitment_loss,
-      perplexity=single.perplexity,
-      usage=single.usage,
+      perplexity=jnp.exp(-jnp.sum(xlogy(probs, probs), axis=-1)),
+      usage=jnp.mean(probs > 0, axis=-1),
   )
+  # value: exactly e (x - sg(x) is exactly 0); gradient w.r.t. x: identity.
+  return sg(chosen) + (x - sg(x)), output
 
 
 def vector_quantize(z: jax.Array, codebook: jax.Array, *, beta: float = 0.25) -> QuantizerOutput:
@@ -91,10 +102,13 @@ def vector_quantize(z: jax.Array, codebook: jax.Array, *, beta: float = 0.25) ->
   Args:
     z: `(..., D)` vectors.
     codebook: `(K, D)`, same dtype as z.
-    beta: weight of the commitment loss.
+    beta: weight of the commitment loss, >= 0.
 
   Returns:
-    QuantizerOutput with quantized `(..., D)`, codes `(...)`, perplexity and usage `(1,)`.
+    QuantizerOutput with quantized `(..., D)`, codes `(...)`, perplexity and usage `(1,)`;
+    losses are means over the vectors of z of ||z - e||^2. A vector with a NaN or inf gets
+    code 0 and makes the losses non-finite; a non-finite codebook row is never chosen and makes
+    codebook_loss and loss NaN.
 
   >>> import jax.numpy as jnp
   >>> codebook = jnp.array([[0., 0.], [1., 1.]])
@@ -102,6 +116,7 @@ def vector_quantize(z: jax.Array, codebook: jax.Array, *, beta: float = 0.25) ->
   >>> out.codes.tolist(), out.quantized.tolist()
   ([1, 0], [[1.0, 1.0], [0.0, 0.0]])
   """
+  _checks.check_beta(beta)
   _checks.check_codebook(codebook)
   _checks.check_min_rank(z, 1, "(..., D)")
   _checks.check_dtypes(z, codebook)
@@ -126,11 +141,15 @@ def depthwise_quantize(
   Args:
     z: `(..., L*D)`, or `(..., sum(slice_sizes))`.
     codebooks: `(L, K, D)`, same dtype as z.
-    beta: weight of the commitment loss.
+    beta: weight of the commitment loss, >= 0.
     slice_sizes: optional L feature counts D_l, summing to z's feature size, max = D.
 
   Returns:
-    QuantizerOutput with quantized like z, codes `(..., L)`, perplexity and usage `(L,)`.
+    QuantizerOutput with quantized like z, codes `(..., L)`, perplexity and usage `(L,)`;
+    losses are means over the positions of z (`prod(z.shape[:-1])` of them) of the squared
+    error summed over the slice's features, summed over the L codebooks. A slice with a NaN or
+    inf gets code 0 and makes the losses non-finite; a non-finite codebook row is never chosen
+    and makes codebook_loss and loss NaN.
 
   >>> import jax.numpy as jnp
   >>> codebooks = jnp.array([[[0.], [1.]], [[0.], [1.]]])  # L=2 codebooks, K=2, D=1
@@ -138,31 +157,30 @@ def depthwise_quantize(
   >>> out.codes.tolist(), out.quantized.tolist()
   ([[1, 0]], [[1.0, 0.0]])
   """
+  _checks.check_beta(beta)
   _checks.check_codebooks(codebooks)
   _checks.check_min_rank(z, 1, "(..., L*D)")
   _checks.check_dtypes(z, codebooks)
   num_codebooks, _, dim = codebooks.shape
-  batch_shape = z.shape[:-1]
   flat = z.reshape(-1, z.shape[-1])
   if slice_sizes is None:
     _checks.check_feature_size(z, num_codebooks * dim, f"L*D = {num_codebooks}*{dim}")
-    slices = flat.reshape(-1, num_codebooks, dim).transpose(1, 0, 2)
-    single = jax.vmap(_quantize_one)(slices, codebooks)
-    quantized = single.quantized.transpose(1, 0, 2).reshape(z.shape)
+    slices = flat.reshape(-1, num_codebooks, dim)  # a view: slice l of row n is [n, l]
   else:
     slice_sizes = tuple(int(s) for s in slice_sizes)
     _checks.check_slice_sizes(slice_sizes, z.shape[-1], codebooks.shape)
     starts = [sum(slice_sizes[:i]) for i in range(num_codebooks)]
     slices = jnp.stack([
         jnp.pad(flat[:, s:s + n], ((0, 0), (0, dim - n))) for s, n in zip(starts, slice_sizes)
-    ])
+    ], axis=1)
     keep = (jnp.arange(dim)[None, :] < jnp.array(slice_sizes)[:, None]).astype(codebooks.dtype)
-    single = jax.vmap(_quantize_one)(slices, codebooks * keep[:, None, :])
-    quantized = jnp.concatenate(
-        [single.quantized[i, :, :n] for i, n in enumerate(slice_sizes)], axis=-1
-    ).reshape(z.shape)
-  codes = single.codes.T.reshape(*batch_shape, num_codebooks)
-  return _finish(single, quantized, codes, beta)
+    codebooks = codebooks * keep[:, None, :]
+  codes = search_slices(slices, codebooks)
+  quantized, out = _quantize_slices(slices, codes, codebooks, beta, flat.shape[0])
+  if slice_sizes is not None:
+    quantized = jnp.concatenate([quantized[:, i, :n] for i, n in enumerate(slice_sizes)], -1)
+  return out._replace(quantized=quantized.reshape(z.shape),
+                      codes=codes.reshape(*z.shape[:-1], num_codebooks))
 
 
 def multi_codebook_quantize(
@@ -173,10 +191,12 @@ def multi_codebook_quantize(
   Args:
     z: `(..., D)`.
     codebooks: `(L, K, D)`, same dtype as z.
-    beta: weight of the commitment loss.
+    beta: weight of the commitment loss, >= 0.
 
   Returns:
-    QuantizerOutput with quantized `(..., L*D)`, codes `(..., L)`, perplexity and usage `(L,)`.
+    QuantizerOutput with quantized `(..., L*D)`, codes `(..., L)`, perplexity and usage `(L,)`;
+    losses are means over the positions of z of ||z - e_l||^2, summed over the L codebooks.
+    Non-finite input: as for `depthwise_quantize`.
 
   >>> import jax.numpy as jnp
   >>> codebooks = jnp.array([[[0.], [1.]], [[0.5], [2.]]])  # L=2, K=2, D=1
@@ -184,16 +204,17 @@ def multi_codebook_quantize(
   >>> out.codes.tolist(), out.quantized.tolist()
   ([[1, 0]], [[1.0, 0.5]])
   """
+  _checks.check_beta(beta)
   _checks.check_codebooks(codebooks)
   _checks.check_min_rank(z, 1, "(..., D)")
   _checks.check_dtypes(z, codebooks)
   num_codebooks, _, dim = codebooks.shape
   _checks.check_feature_size(z, dim, "codebook dim D")
-  flat = z.reshape(-1, dim)
-  single = jax.vmap(_quantize_one, in_axes=(None, 0))(flat, codebooks)
-  quantized = single.quantized.transpose(1, 0, 2).reshape(*z.shape[:-1], num_codebooks * dim)
-  codes = single.codes.T.reshape(*z.shape[:-1], num_codebooks)
-  return _finish(single, quantized, codes, beta)
+  flat = z.reshape(-1, 1, dim)  # one slice, searched in every codebook
+  codes = search_slices(flat, codebooks)
+  quantized, out = _quantize_slices(flat, codes, codebooks, beta, flat.shape[0])
+  return out._replace(quantized=quantized.reshape(*z.shape[:-1], num_codebooks * dim),
+                      codes=codes.reshape(*z.shape[:-1], num_codebooks))
 
 
 def spatial_quantize(z: jax.Array, codebooks: jax.Array, *, beta: float = 0.25) -> QuantizerOutput:
@@ -202,10 +223,13 @@ def spatial_quantize(z: jax.Array, codebooks: jax.Array, *, beta: float = 0.25) 
   Args:
     z: `(B, P, D)` with P divisible by L (flatten height and width into P first).
     codebooks: `(L, K, D)`, same dtype as z.
-    beta: weight of the commitment loss.
+    beta: weight of the commitment loss, >= 0.
 
   Returns:
-    QuantizerOutput with quantized `(B, P, D)`, codes `(B, P)`, perplexity and usage `(L,)`.
+    QuantizerOutput with quantized `(B, P, D)`, codes `(B, P)`, perplexity and usage `(L,)`;
+    losses are means over all B*P positions of ||z - e||^2 (each position uses one codebook),
+    so with the same codebook in every group they equal `vector_quantize`'s. Non-finite input:
+    as for `depthwise_quantize`.
 
   >>> import jax.numpy as jnp
   >>> codebooks = jnp.array([[[0.], [1.]], [[5.], [6.]]])  # L=2, K=2, D=1
@@ -213,6 +237,7 @@ def spatial_quantize(z: jax.Array, codebooks: jax.Array, *, beta: float = 0.25) 
   >>> out.codes.tolist(), out.quantized[..., 0].tolist()
   ([[1, 0, 0, 1]], [[1.0, 0.0, 5.0, 6.0]])
   """
+  _checks.check_beta(beta)
   _checks.check_codebooks(codebooks)
   if z.ndim != 3:
     raise ValueError(f"z must have rank 3 (B, P, D) for spatial_quantize, got shape {z.shape}")
@@ -226,8 +251,11 @@ def spatial_quantize(z: jax.Array, codebooks: jax.Array, *, beta: float = 0.25) 
         f" L = {num_codebooks}; choose L dividing P"
     )
   group = positions // num_codebooks
-  groups = z.reshape(batch, num_codebooks, group, dim).transpose(1, 0, 2, 3)
-  single = jax.vmap(_quantize_one)(groups.reshape(num_codebooks, batch * group, dim), codebooks)
-  quantized = single.quantized.reshape(num_codebooks, batch, group, dim).transpose(1, 0, 2, 3)
-  codes = single.codes.reshape(num_codebooks, batch, group).transpose(1, 0, 2)
-  return _finish(single, quantized.reshape(z.shape), codes.reshape(batch, positions), beta)
+  # (B, group, L, D): position g of every group side by side, slice l for codebook l.
+  slices = z.reshape(batch, num_codebooks, group, dim).transpose(0, 2, 1, 3)
+  slices = slices.reshape(batch * group, num_codebooks, dim)
+  codes = search_slices(slices, codebooks)
+  quantized, out = _quantize_slices(slices, codes, codebooks, beta, batch * positions)
+  quantized = quantized.reshape(batch, group, num_codebooks, dim).transpose(0, 2, 1, 3)
+  codes = codes.reshape(batch, group, num_codebooks).transpose(0, 2, 1)
+  return out._replace(quantized=quantized.reshape(z.shape), codes=codes.reshape(batch, positions))
