@@ -139,7 +139,7 @@ def test_restart_replaces_dead_codes_with_vectors_of_their_slice(batch):
   usage = np.array([[3.0, 0.1, 0.0, 2.0], [0.0, 0.0, 5.0, 0.5]], np.float32)
   ema_state = q.EmaState(jnp.asarray(usage), jnp.asarray(codebooks) * usage[..., None])
   key = jax.random.key(7)
-  out = jax.jit(q.restart_dead_codes, static_argnames="threshold")(
+  out = jax.jit(q.restart_dead_codes)(
       key, jnp.asarray(codebooks), jnp.asarray(usage), jnp.asarray(slices), threshold=1.0,
       ema_state=ema_state)
   dead = usage < 1.0

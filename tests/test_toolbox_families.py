@@ -194,3 +194,12 @@ def test_families_bad_input():
   for make, message in cases:
     with pytest.raises(ValueError, match=message):
       make()
+
+
+def test_lfq_blocked_batch_entropy_equals_one_block(monkeypatch):
+  z = jnp.asarray(0.05 * np.random.default_rng(7).normal(size=(37, 5)), jnp.float32)
+  loss = jax.jit(jax.value_and_grad(lambda z: q.lookup_free_quantize(z).loss))
+  whole = loss(z)
+  monkeypatch.setattr(q._lfq, "_TILE_BYTES", 4 * 32 * 8)  # 8 rows per block: 5 blocks, padded
+  loss = jax.jit(jax.value_and_grad(lambda z: q.lookup_free_quantize(z).loss))
+  chex.assert_trees_all_close(loss(z), whole, rtol=1e-5, atol=1e-5)

@@ -47,7 +47,7 @@ def restart_dead_codes(
     codebooks: `(L, K, D)`.
     usage: `(L, K)` usage of each code.
     slices: `(..., L, D)` batch vectors, slice l belongs to codebook l.
-    threshold: codes with `usage < threshold` are restarted.
+    threshold: codes with `usage < threshold` are restarted (may be traced under jit).
     ema_state: optional EMA state to reset for the restarted codes.
 
   Returns:
@@ -84,7 +84,7 @@ def restart_dead_codes(
   new_codebooks = jnp.where(dead[..., None], jax.lax.stop_gradient(candidates), codebooks)
   new_state = None
   if ema_state is not None:
-    reset = jnp.float32(max(float(threshold), 1.0))
+    reset = jnp.maximum(jnp.asarray(threshold, jnp.float32), 1.0)  # not dead again next step
     new_state = EmaState(
         cluster_size=jnp.where(dead, reset, ema_state.cluster_size),
         embed_sum=jnp.where(
