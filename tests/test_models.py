@@ -5,6 +5,7 @@ rbg in ~2 s; the forward/backward passes run eagerly, so the op compilations are
 between the twelve quantizer x head models instead of one jit compile each.
 """
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -66,7 +67,7 @@ def test_every_quantizer_and_head_runs_and_gets_gradients(quantizer, likelihood)
   assert np.all(codebook_grads > 0), codebook_grads  # every codebook gets a gradient
   for path, leaf in jax.tree_util.tree_leaves_with_path(grads["encoder"]):
     assert np.any(leaf != 0), jax.tree_util.keystr(path)
-  assert np.any(grads["decoder"]["Upsample_1"]["Conv_0"]["kernel"] != 0)
+  assert np.any(grads["decoder"]["Upsample_1"]["ConvTranspose_0"]["kernel"] != 0)
 
 
 @pytest.mark.parametrize("quantizer", vqvae.QUANTIZERS)
@@ -128,6 +129,43 @@ def test_subpixel_and_transpose_upsampling_shapes_and_receptive_fields():
     cols = (n - 1, n) if j % 2 == 0 else (n, n + 1)
     assert fields["transpose"][i, j] == clip(rows, cols)
     assert fields["transpose"][i, j] <= sub
+    assert fields["transpose_phases"][i, j] == fields["transpose"][i, j]
+
+
+@pytest.mark.parametrize("float32_output", [False, True])
+def test_transpose_phases_is_conv_transpose_forward_and_gradients(float32_output):
+  """Same params (names, shapes, init) and, to float32 rounding, the same function and
+  gradients (w.r.t. kernel, bias and input) as the paper's 4x4 stride-2 nn.ConvTranspose."""
+  x = jax.random.normal(jax.random.key(0), (2, 5, 6, 7))  # odd, non-square: every border
+  reference = nn.ConvTranspose(9, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)))
+  phases = layers.ConvTransposePhases(9, float32_output=float32_output)
+  params = reference.init(jax.random.key(1), x)
+  assert jax.tree.map(jnp.shape, phases.init(jax.random.key(1), x)) == jax.tree.map(
+      jnp.shape, params)
+  np.testing.assert_array_equal(phases.init(jax.random.key(1), x)["params"]["kernel"],
+                                params["params"]["kernel"])  # same initializer and fan-in
+  params = jax.tree.map(lambda p: p + jax.random.normal(jax.random.key(2), p.shape), params)
+  cotangent = jax.random.normal(jax.random.key(3), (2, 10, 12, 9))
+
+  def loss(module, p, v):
+    return jnp.sum(module.apply(p, v) * cotangent)
+
+  out_ref, out = reference.apply(params, x), phases.apply(params, x)
+  assert out.shape == out_ref.shape == (2, 10, 12, 9) and out.dtype == jnp.float32
+  np.testing.assert_allclose(out, out_ref, rtol=1e-5, atol=1e-5)
+  grads_ref = jax.grad(loss, argnums=(1, 2))(reference, params, x)
+  grads = jax.grad(loss, argnums=(1, 2))(phases, params, x)
+  for g, g_ref in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_ref)):
+    np.testing.assert_allclose(g, g_ref, rtol=1e-5, atol=1e-4)
+
+
+def test_transpose_phases_matches_the_transpose_decoder_with_the_same_params():
+  images = tiny_images()
+  models = {m: vqvae.build_model(tiny_config(likelihood="mse", upsample=m), IMAGE_SHAPE)
+            for m in ("transpose", "transpose_phases")}
+  params = init(models["transpose"], images)
+  heads = {m: model.apply({"params": params}, images).head for m, model in models.items()}
+  np.testing.assert_allclose(heads["transpose_phases"], heads["transpose"], atol=1e-5)
 
 
 def test_subpixel_decoder_sees_every_latent_the_transposed_decoder_sees():

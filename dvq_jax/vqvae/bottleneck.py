@@ -18,13 +18,18 @@ QUANTIZERS = ("dvq", "mvq", "vq", "svq")
 LOSS_REDUCTIONS = ("sum_features", "mean_elements")
 
 
-def latent_channels(kind: str, num_codebooks: int, codebook_dim: int) -> int:
-  """Channels of the encoder output: L*D for dvq, D for mvq, vq and svq.
+def latent_channels(kind: str, num_codebooks: int, codebook_dim: int,
+                    slice_sizes: tuple[int, ...] = ()) -> int:
+  """Channels of the encoder output: L*D (or sum(slice_sizes)) for dvq, D for mvq, vq and svq.
 
   >>> latent_channels("dvq", 8, 4), latent_channels("mvq", 8, 4)
   (32, 4)
+  >>> latent_channels("dvq", 3, 4, (4, 3, 3))
+  10
   """
-  return num_codebooks * codebook_dim if kind == "dvq" else codebook_dim
+  if kind == "dvq":
+    return sum(slice_sizes) if slice_sizes else num_codebooks * codebook_dim
+  return codebook_dim
 
 
 def quantized_channels(kind: str, num_codebooks: int, codebook_dim: int) -> int:
@@ -68,6 +73,7 @@ class Quantizer(nn.Module):
 
   kind:
     dvq: C = L*D; channel slice l uses codebook l (`depthwise_quantize`); codes `(B, h, w, L)`.
+      With `slice_sizes` (paper Eq. 3) C = sum(slice_sizes) and slice l has D_l <= D features.
     mvq: C = D; every codebook quantizes the whole vector and the L results are concatenated
       to L*D channels (`multi_codebook_quantize`); codes `(B, h, w, L)`.
     vq: C = D; ONE codebook whatever `num_codebooks` says, so the rate is one code per
@@ -83,20 +89,24 @@ class Quantizer(nn.Module):
   beta: float = 0.25
   codebook_init: str = "truncated_normal"
   loss_reduction: str = "sum_features"  # see LOSS_REDUCTIONS
+  codebook_init_scale: float = 0.0  # 0 = the scheme's default spread
+  slice_sizes: tuple[int, ...] = ()  # dvq only: unequal D_l, max = D; () = L equal slices of D
 
   def setup(self):
     num = 1 if self.kind == "vq" else self.num_codebooks
+    scale = self.codebook_init_scale or None
     self.codebooks = self.param(
         "codebooks",
         lambda key: q.init_codebooks(key, num, self.codebook_size, self.codebook_dim,
-                                     scheme=self.codebook_init),
+                                     scheme=self.codebook_init, scale=scale),
     )
 
   def __call__(self, z: jax.Array) -> q.QuantizerOutput:
     """`z` `(batch, h, w, C)` -> QuantizerOutput; quantized `(batch, h, w, C_q)` in z's dtype."""
     z32 = z.astype(jnp.float32)
     if self.kind == "dvq":
-      out = q.depthwise_quantize(z32, self.codebooks, beta=self.beta)
+      out = q.depthwise_quantize(z32, self.codebooks, beta=self.beta,
+                                 slice_sizes=self.slice_sizes or None)
     elif self.kind == "mvq":
       out = q.multi_codebook_quantize(z32, self.codebooks, beta=self.beta)
     elif self.kind == "vq":
@@ -123,7 +133,7 @@ class Quantizer(nn.Module):
   def lookup(self, codes: jax.Array) -> jax.Array:
     """Codes (the layout of `__call__`) -> float32 quantized vectors `(batch, h, w, C_q)`."""
     if self.kind == "dvq":
-      return q.depthwise_lookup(codes, self.codebooks)
+      return q.depthwise_lookup(codes, self.codebooks, slice_sizes=self.slice_sizes or None)
     if self.kind == "mvq":
       return q.multi_codebook_lookup(codes, self.codebooks)
     if self.kind == "vq":

@@ -29,6 +29,7 @@ def learned_prior() -> ml_collections.ConfigDict:
   # L*D wide (VQ quantizes the whole L*D vector), so a comparison changes only the quantizer.
   # False: vq/svq/mvq latents and codebook vectors are D wide (the paper's baselines).
   config.equal_width = False
+  config.slice_sizes = ()  # dvq: L unequal slice widths D_l (paper Eq. 3), max = D; () = equal
   # Weight of the commitment (encoder) term ||z - sg(e)||^2 (van den Oord et al.); the DVQ
   # paper gives no value, the official DVQ code uses 1.0.
   config.beta = 0.25
@@ -54,9 +55,18 @@ def learned_prior() -> ml_collections.ConfigDict:
   config.model.num_downsamples = 2
   config.model.num_residual_blocks = 2
   config.model.latent_channels = 0  # 0 = derived (dvq: L*D, others: D); set to check it
-  config.model.upsample = "subpixel"  # subpixel (fast everywhere) | transpose (4x4 ConvTranspose)
+  # vqvae (van den Oord et al.) | dvq_official (the official TF2 DVQVAE's layer order and widths).
+  config.model.architecture = "vqvae"
+  config.model.residual_style = "pre_activation"  # pre_activation (VQ-VAE) | post_activation (official)
+  config.model.input_scaling = "symmetric"  # symmetric: x/127.5 - 1 | official: x/255 - 0.5
+  config.model.pre_quantizer_kernel = 1  # k of the encoder's last kxk conv (official code: 3)
+  # 2x upsampling: transpose_phases (the paper's 4x4 stride-2 ConvTranspose computed as four 2x2
+  # sub-pixel phases; fastest measured) | transpose (the same layer via nn.ConvTranspose; slow
+  # backward on XLA:CPU) | subpixel (a 3x3 conv + depth-to-space; ~2x the FLOPs).
+  config.model.upsample = "transpose_phases"
   config.model.num_mixtures = 10  # logistic_mixture components
   config.model.codebook_init = "truncated_normal"
+  config.model.codebook_init_scale = 0.0  # 0 = the scheme's default (official code: normal, 0.1)
   config.model.dtype = "float32"  # compute dtype: float32 | bfloat16 (params stay float32)
 
   config.log_every_steps = 100
@@ -80,6 +90,7 @@ def shrink(config: ml_collections.ConfigDict) -> None:
   config.codebook_size = 16
   config.num_codebooks = 2
   config.codebook_dim = 4
+  config.slice_sizes = ()
   config.max_eval_examples = 16
   config.model.hidden_channels = 16
   config.model.residual_channels = 8
@@ -88,3 +99,68 @@ def shrink(config: ml_collections.ConfigDict) -> None:
   config.eval_every_steps = 4
   config.checkpoint_every_steps = 2
   config.num_recon_images = 4
+
+
+def official_code(config: ml_collections.ConfigDict) -> None:
+  """Sets the model and loss of the official TF2 code (`DVQVAE(D=255, K=512, L=10)`).
+
+  Field by field from `dvq_model.py` (master, github.com/fostiropoulos/dvq) and its notebook
+  "VQVAE vs DVQVAE.ipynb" (`DVQVAE(D=255, K=512, L=10, mse=False)`, Adam 2e-4, batch 128,
+  100 epochs of CIFAR-10):
+    architecture dvq_official: 3x3 stride-2 conv, `ResNetBlock`, two 4x4 stride-2 convs
+      (3 downsamplings: 32x32 -> 4x4), `pre_vq` 3x3 conv to L*D = 2550; decoder 3x3 conv,
+      `ResNetBlock`, two 4x4 stride-2 Conv2DTranspose to 255//2 = 127, the last to 3*256;
+    hidden 255, residual 64, 2 post-activation residual blocks (`ResNet`: x + relu(conv1x1(
+      relu(conv3x3(x))))); inputs x/255 - 0.5; codebooks normal(0, 0.1); beta 1;
+    quantizer losses: per-element means of each codebook's terms, summed over the L codebooks
+      (`VQ.call`: `reduce_mean((x - sg(e))**2)`); reconstruction: the mean 256-way cross
+      entropy per subpixel (as `likelihood = "categorical256"` here).
+  Not reproduced: Keras' glorot-uniform kernel init (flax: lecun-normal); Keras Adam's
+  epsilon 1e-7 (optax 1e-8); TF's Conv2DTranspose kernel is the spatial flip of flax's (the
+  same function class and parameter count); the last partial batch of each Keras epoch.
+  """
+  config.quantizer = "dvq"
+  config.num_codebooks = 10
+  config.codebook_size = 512
+  config.codebook_dim = 255
+  config.slice_sizes = ()
+  config.beta = 1.0
+  config.quantizer_loss_reduction = "mean_elements"
+  config.likelihood = "categorical256"
+  config.batch_size = 128
+  config.learning_rate = 2e-4
+  config.lr_schedule = "constant"
+  config.model.architecture = "dvq_official"
+  config.model.hidden_channels = 255
+  config.model.residual_channels = 64
+  config.model.num_downsamples = 3
+  config.model.num_residual_blocks = 2
+  config.model.residual_style = "post_activation"
+  config.model.input_scaling = "official"
+  config.model.pre_quantizer_kernel = 3
+  config.model.upsample = "transpose_phases"  # the 4x4 stride-2 ConvTranspose, exactly
+  config.model.codebook_init = "normal"
+  config.model.codebook_init_scale = 0.1
+
+
+# The paper's latent width D = 250 in L = 8 slices (paper Eq. 3 allows unequal D_l): six of
+# 31 and two of 32 features (6*31 + 2*32 = 250), the most even split of 250 into 8 parts.
+PAPER_SLICE_SIZES = (32, 32, 31, 31, 31, 31, 31, 31)
+
+
+def paper_text(config: ml_collections.ConfigDict) -> None:
+  """Sets what the paper's text states: DVQ, K = 512, L = 8, latent width D = 250.
+
+  250 is not divisible by 8, so the latent vector splits into `PAPER_SLICE_SIZES` (two slices
+  of 32 features, six of 31): equal slices would need a width of 248 or 256, and the paper's
+  Eq. 3 defines DVQ with per-slice widths D_l, which `depthwise_quantize(slice_sizes=...)`
+  computes exactly (codebooks are stored `(8, 512, 32)`; entries past D_l stay zero). The rest
+  (architecture, upsampling = the paper's 4x4 stride-2 ConvTranspose, beta 0.25 of van den Oord
+  et al., the loss reduction) is not given by the paper's text and stays at the project default.
+  """
+  config.quantizer = "dvq"
+  config.num_codebooks = 8
+  config.codebook_size = 512
+  config.codebook_dim = max(PAPER_SLICE_SIZES)
+  config.slice_sizes = PAPER_SLICE_SIZES
+  config.model.upsample = "transpose_phases"

@@ -1,15 +1,25 @@
 """The DVQ-VAE: convolutional encoder, a quantizer bottleneck (dvq | mvq | vq | svq) and a
 decoder that outputs the parameters of a likelihood head.
 
-Architecture (van den Oord et al. 2017 and the official DVQ code; hidden = `hidden_channels`,
-n = `num_downsamples`):
-  encoder: n 4x4 stride-2 convs, each followed by a ReLU, the first to hidden/2 channels and
-    the rest to hidden (a single one goes to hidden); a 3x3 conv to hidden; the residual stack
-    (`num_residual_blocks` blocks and a ReLU); a 1x1 conv to the latent channels.
-  decoder (the mirror): a 3x3 conv from the quantized latents to hidden; the residual stack;
-    n 2x upsampling stages with a ReLU between them -- the second-to-last to hidden/2, the
-    last to the head's channels (float32), the others to hidden.
-The images (uint8) are mapped to [-1, 1] in the compute dtype; the head is float32.
+Architectures (`architecture`; hidden = `hidden_channels`, n = `num_downsamples`, k =
+`pre_quantizer_kernel`, "resstack" = `num_residual_blocks` residual blocks of
+`residual_style` and a ReLU):
+  vqvae (van den Oord et al. 2017, the default):
+    encoder: n 4x4 stride-2 convs, each followed by a ReLU, the first to hidden/2 channels and
+      the rest to hidden (a single one goes to hidden); a 3x3 conv to hidden; resstack; a kxk
+      conv to the latent channels.
+    decoder (the mirror): a 3x3 conv from the quantized latents to hidden; resstack; n 2x
+      upsampling stages with a ReLU between them -- the second-to-last to hidden/2, the last to
+      the head's channels (float32), the others to hidden.
+  dvq_official (`DVQVAE` of the official TF2 code, fostiropoulos/dvq `dvq_model.py`):
+    encoder: a 3x3 stride-2 conv to hidden (TF "same" padding: 0 before, 1 after, no ReLU);
+      resstack; n-1 4x4 stride-2 convs to hidden, each followed by a ReLU; a kxk conv to the
+      latent channels.
+    decoder: a 3x3 conv to hidden; resstack; n-1 2x upsampling stages to hidden//2, each
+      followed by a ReLU; a last 2x upsampling stage to the head's channels (float32).
+The images (uint8) are mapped to [-1, 1] (`input_scaling="symmetric"`) or, as the official
+code does, to x/255 - 0.5 in [-0.5, 0.5] (`"official"`), in the compute dtype; the head is
+float32.
 """
 
 from typing import NamedTuple
@@ -28,6 +38,8 @@ from dvq_jax.vqvae.bottleneck import Quantizer
 from dvq_jax.vqvae.bottleneck import latent_channels
 
 DTYPES = ("float32", "bfloat16")
+# config.quantizer_loss_reduction; the choice itself is applied by the objective (issue 10).
+LOSS_REDUCTIONS = ("sum_features", "mean_elements")
 
 
 class ModelOutput(NamedTuple):
@@ -43,26 +55,60 @@ class ModelOutput(NamedTuple):
   quant: q.QuantizerOutput
 
 
+ARCHITECTURES = ("vqvae", "dvq_official")
+INPUT_SCALINGS = ("symmetric", "official")
+
+
+def scale_images(images: jax.Array, input_scaling: str = "symmetric") -> jax.Array:
+  """uint8 images -> float32 encoder inputs: symmetric x/127.5 - 1 or official x/255 - 0.5.
+
+  >>> import jax.numpy as jnp
+  >>> scale_images(jnp.array([0, 255], jnp.uint8), "official").tolist()
+  [-0.5, 0.5]
+  """
+  x = images.astype(jnp.float32)
+  if input_scaling == "official":
+    return x / 255.0 - 0.5
+  if input_scaling == "symmetric":
+    return x / 127.5 - 1.0
+  raise ValueError(f"input scaling {input_scaling!r} is unknown; use one of {INPUT_SCALINGS}")
+
+
 class Encoder(nn.Module):
-  """`(batch, H, W, C)` in [-1, 1] -> latents `(batch, H/2^n, W/2^n, latent_channels)`."""
+  """`(batch, H, W, C)` images in float -> latents `(batch, H/2^n, W/2^n, latent_channels)`."""
 
   hidden_channels: int
   residual_channels: int
   num_downsamples: int
   num_residual_blocks: int
   latent_channels: int
+  architecture: str = "vqvae"
+  residual_style: str = "pre_activation"
+  pre_quantizer_kernel: int = 1
   dtype: jnp.dtype = jnp.float32
+
+  def _residual_stack(self, x: jax.Array) -> jax.Array:
+    return layers.ResidualStack(self.hidden_channels, self.residual_channels,
+                                self.num_residual_blocks, style=self.residual_style,
+                                dtype=self.dtype)(x)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    for i in range(self.num_downsamples):
-      first_of_several = i == 0 and self.num_downsamples > 1
-      features = self.hidden_channels // 2 if first_of_several else self.hidden_channels
-      x = nn.relu(layers.Downsample(features, dtype=self.dtype)(x))
-    x = nn.Conv(self.hidden_channels, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype)(x)
-    x = layers.ResidualStack(self.hidden_channels, self.residual_channels,
-                             self.num_residual_blocks, dtype=self.dtype)(x)
-    return nn.Conv(self.latent_channels, (1, 1), dtype=self.dtype)(x)
+    hidden, n = self.hidden_channels, self.num_downsamples
+    if self.architecture == "dvq_official":
+      x = nn.Conv(hidden, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype)(x)
+      x = self._residual_stack(x)
+      for _ in range(n - 1):
+        x = nn.relu(layers.Downsample(hidden, dtype=self.dtype)(x))
+    else:
+      for i in range(n):
+        features = hidden // 2 if i == 0 and n > 1 else hidden
+        x = nn.relu(layers.Downsample(features, dtype=self.dtype)(x))
+      x = nn.Conv(hidden, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype)(x)
+      x = self._residual_stack(x)
+    k = self.pre_quantizer_kernel
+    pad = ((k // 2, (k - 1) // 2),) * 2  # "same" as TF pads it (the extra row goes after)
+    return nn.Conv(self.latent_channels, (k, k), padding=pad, dtype=self.dtype)(x)
 
 
 class Decoder(nn.Module):
@@ -73,22 +119,30 @@ class Decoder(nn.Module):
   num_downsamples: int
   num_residual_blocks: int
   out_channels: int
-  upsample: str = "subpixel"
+  upsample: str = "transpose_phases"
+  architecture: str = "vqvae"
+  residual_style: str = "pre_activation"
   dtype: jnp.dtype = jnp.float32
+
+  def _stage_features(self, j: int) -> int:
+    n, hidden = self.num_downsamples, self.hidden_channels
+    if j == n - 1:
+      return self.out_channels
+    if self.architecture == "dvq_official":
+      return hidden // 2
+    return hidden // 2 if j == n - 2 else hidden
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = nn.Conv(self.hidden_channels, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype)(x)
     x = layers.ResidualStack(self.hidden_channels, self.residual_channels,
-                             self.num_residual_blocks, dtype=self.dtype)(x)
+                             self.num_residual_blocks, style=self.residual_style,
+                             dtype=self.dtype)(x)
     n = self.num_downsamples
     for j in range(n):
       last = j == n - 1
-      if last:
-        features = self.out_channels
-      else:
-        features = self.hidden_channels // 2 if j == n - 2 else self.hidden_channels
-      x = layers.Upsample(features, self.upsample, dtype=self.dtype, float32_output=last)(x)
+      x = layers.Upsample(self._stage_features(j), self.upsample, dtype=self.dtype,
+                          float32_output=last)(x)
       if not last:
         x = nn.relu(x)
     return x
@@ -117,12 +171,20 @@ class VQVAE(nn.Module):
     codebook_size: K.
     codebook_dim: D, the features of each codebook vector (`build_model` passes L*D here for
       every quantizer but dvq when `config.equal_width` is True).
+    slice_sizes: dvq only, the L slice widths D_l of paper Eq. 3 (max = D); () = L equal slices.
     beta: weight of the commitment (encoder) term ||z - sg(e)||^2, as in van den Oord et al.
       The DVQ paper gives no value (its Eq. 2/4 print beta on the codebook term
       d(sg(z), z_q)); the official DVQ code uses 1.0, this project defaults to 0.25.
     quantizer_loss_reduction: sum_features | mean_elements (see `bottleneck.LOSS_REDUCTIONS`).
     likelihood: categorical256 | logistic_mixture | mse (see `dvq_jax.vqvae.likelihoods`).
     image_channels: C of the images (the decoder's head size depends on it).
+    architecture: vqvae | dvq_official (module docstring).
+    residual_style: pre_activation | post_activation (`layers.ResidualStack`).
+    input_scaling: symmetric (x/127.5 - 1) | official (x/255 - 0.5).
+    pre_quantizer_kernel: k of the encoder's last (kxk) conv to the latent channels.
+    upsample: transpose_phases | subpixel | transpose (`layers.Upsample`).
+    codebook_init, codebook_init_scale: `quantizers.init_codebooks` scheme and scale (0 = the
+      scheme's default).
     dtype: compute dtype name, float32 | bfloat16; params are float32, the quantizer and the
       head float32.
   """
@@ -138,9 +200,15 @@ class VQVAE(nn.Module):
   residual_channels: int = 64
   num_downsamples: int = 2
   num_residual_blocks: int = 2
-  upsample: str = "subpixel"
+  upsample: str = "transpose_phases"
+  architecture: str = "vqvae"
+  residual_style: str = "pre_activation"
+  input_scaling: str = "symmetric"
+  pre_quantizer_kernel: int = 1
   num_mixtures: int = 10
   codebook_init: str = "truncated_normal"
+  codebook_init_scale: float = 0.0
+  slice_sizes: tuple[int, ...] = ()
   dtype: str = "float32"
   quantizer_loss_reduction: str = "sum_features"
 
@@ -149,17 +217,22 @@ class VQVAE(nn.Module):
     self.encoder = Encoder(
         self.hidden_channels, self.residual_channels, self.num_downsamples,
         self.num_residual_blocks,
-        latent_channels(self.quantizer, self.num_codebooks, self.codebook_dim), dtype=dtype,
+        latent_channels(self.quantizer, self.num_codebooks, self.codebook_dim, self.slice_sizes),
+        architecture=self.architecture, residual_style=self.residual_style,
+        pre_quantizer_kernel=self.pre_quantizer_kernel, dtype=dtype,
     )
     self.quantize = Quantizer(self.quantizer, self.num_codebooks, self.codebook_size,
                               self.codebook_dim, beta=self.beta,
                               codebook_init=self.codebook_init,
-                              loss_reduction=self.quantizer_loss_reduction)
+                              loss_reduction=self.quantizer_loss_reduction,
+                              codebook_init_scale=self.codebook_init_scale,
+                              slice_sizes=self.slice_sizes)
     self.decoder = Decoder(
         self.hidden_channels, self.residual_channels, self.num_downsamples,
         self.num_residual_blocks,
         likelihoods.num_head_channels(self.likelihood, self.image_channels, self.num_mixtures),
-        upsample=self.upsample, dtype=dtype,
+        upsample=self.upsample, architecture=self.architecture,
+        residual_style=self.residual_style, dtype=dtype,
     )
 
   def _latents(self, images: jax.Array) -> jax.Array:
@@ -173,8 +246,7 @@ class VQVAE(nn.Module):
           f"images shape {images.shape}: need C = image_channels = {self.image_channels} and"
           f" height, width divisible by 2^num_downsamples = {factor}"
       )
-    x = images.astype(jnp.float32) / 127.5 - 1.0
-    return self.encoder(x.astype(jnp.dtype(self.dtype)))
+    return self.encoder(scale_images(images, self.input_scaling).astype(jnp.dtype(self.dtype)))
 
   def __call__(self, images: jax.Array) -> ModelOutput:
     """uint8 `(batch, H, W, C)` -> ModelOutput(head float32 `(batch, H, W, C_out)`, quant)."""
@@ -278,15 +350,24 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
                       f" {', '.join(likelihoods.NAMES)}")
   model = config.model
   for name, choices in (("upsample", layers.UPSAMPLES), ("dtype", DTYPES),
-                        ("codebook_init", q.INIT_SCHEMES)):
+                        ("codebook_init", q.INIT_SCHEMES), ("architecture", ARCHITECTURES),
+                        ("residual_style", layers.RESIDUAL_STYLES),
+                        ("input_scaling", INPUT_SCALINGS)):
     if model[name] not in choices:
       raise ConfigError(f"config.model.{name} = {model[name]!r} is unknown; use one of"
                         f" {', '.join(choices)}")
+  if config.quantizer_loss_reduction not in LOSS_REDUCTIONS:
+    raise ConfigError(f"config.quantizer_loss_reduction = {config.quantizer_loss_reduction!r} is"
+                      f" unknown; use one of {', '.join(LOSS_REDUCTIONS)}")
   for name in ("num_codebooks", "codebook_size", "codebook_dim"):
     _check_positive(name, config[name])
   for name, minimum in (("hidden_channels", 2), ("residual_channels", 1), ("num_downsamples", 1),
-                        ("num_residual_blocks", 0), ("num_mixtures", 1)):
+                        ("num_residual_blocks", 0), ("num_mixtures", 1),
+                        ("pre_quantizer_kernel", 1)):
     _check_positive(f"model.{name}", model[name], minimum)
+  if not isinstance(model.codebook_init_scale, (int, float)) or model.codebook_init_scale < 0:
+    raise ConfigError(f"config.model.codebook_init_scale = {model.codebook_init_scale!r}; set it"
+                      f" to a number > 0, or 0 for the scheme's default")
   if not isinstance(config.beta, (int, float)) or config.beta < 0:
     raise ConfigError(f"config.beta = {config.beta!r}; set it to a number >= 0 (project"
                       " default 0.25, official DVQ code 1.0)")
@@ -297,8 +378,15 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
   equal_width = config.get("equal_width", False)
   if not isinstance(equal_width, bool):
     raise ConfigError(f"config.equal_width = {equal_width!r}; set it to True or False")
+  slice_sizes = tuple(config.slice_sizes)
+  if slice_sizes and (config.quantizer != "dvq" or len(slice_sizes) != config.num_codebooks
+                      or min(slice_sizes) < 1 or max(slice_sizes) != config.codebook_dim):
+    raise ConfigError(
+        f"config.slice_sizes = {slice_sizes} needs quantizer 'dvq', num_codebooks ="
+        f" {config.num_codebooks} entries >= 1 and max = codebook_dim = {config.codebook_dim};"
+        " fix it or set it to () for equal slices")
   dim = vector_dim(config)
-  derived = latent_channels(config.quantizer, config.num_codebooks, dim)
+  derived = latent_channels(config.quantizer, config.num_codebooks, dim, slice_sizes)
   if model.latent_channels not in (0, derived):
     raise ConfigError(
         f"config.model.latent_channels = {model.latent_channels} but quantizer"
@@ -312,6 +400,7 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
       num_codebooks=config.num_codebooks,
       codebook_size=config.codebook_size,
       codebook_dim=dim,
+      slice_sizes=slice_sizes,
       beta=float(config.beta),
       likelihood=config.likelihood,
       image_channels=3 if image_shape is None else int(image_shape[-1]),
@@ -320,8 +409,13 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
       num_downsamples=model.num_downsamples,
       num_residual_blocks=model.num_residual_blocks,
       upsample=model.upsample,
+      architecture=model.architecture,
+      residual_style=model.residual_style,
+      input_scaling=model.input_scaling,
+      pre_quantizer_kernel=model.pre_quantizer_kernel,
       num_mixtures=model.num_mixtures,
       codebook_init=model.codebook_init,
+      codebook_init_scale=float(model.codebook_init_scale),
       dtype=model.dtype,
       quantizer_loss_reduction=reduction,
   )
