@@ -14,7 +14,8 @@ from dvq_jax import quantizers as q
 QUANTIZERS = ("dvq", "mvq", "vq", "svq")
 # How the codebook and commitment terms reduce over a latent position's features:
 #   sum_features   sum of squares over the features of the quantized vector (van den Oord et al.);
-#   mean_elements  their mean, i.e. sum_features / C_q, as the official DVQ code and Sonnet take.
+#   mean_elements  each codebook's per-element mean, summed over codebooks, i.e. sum_features / D:
+#                  the official DVQ code, whose L VQ layers each add tf.reduce_mean over (N, D).
 LOSS_REDUCTIONS = ("sum_features", "mean_elements")
 
 
@@ -67,9 +68,10 @@ class Quantizer(nn.Module):
 
   The losses are those of `dvq_jax.quantizers` (means over latent positions of squared
   distances summed over a vector's features, beta on the commitment term) for
-  `loss_reduction = "sum_features"`, and those divided by the C_q features of the quantized
-  latent for `"mean_elements"` (the official DVQ code's per-element mean); only the scale
-  differs.
+  `loss_reduction = "sum_features"`, and those divided by the D features of a codebook vector
+  for `"mean_elements"` (the official DVQ code: each of its L VQ layers takes the per-element
+  mean over its own D-wide slice, and the L terms add up); only the scale differs. With
+  unequal `slice_sizes` the divisor is D = max(slice_sizes).
 
   kind:
     dvq: C = L*D; channel slice l uses codebook l (`depthwise_quantize`); codes `(B, h, w, L)`.
@@ -120,9 +122,9 @@ class Quantizer(nn.Module):
     else:
       raise ValueError(f"quantizer {self.kind!r} is unknown; use one of {QUANTIZERS}")
     if self.loss_reduction == "mean_elements":
-      # The quantizers sum squares over a vector's features; the per-element mean divides by
-      # the C_q features of the quantized latent at a position (L*D for dvq and mvq, D for vq).
-      features = out.quantized.shape[-1]
+      # The quantizers sum squares over a vector's features and add the L codebooks' terms;
+      # the official code adds L per-element means, one per codebook over its D features.
+      features = self.codebook_dim
       out = out._replace(loss=out.loss / features, codebook_loss=out.codebook_loss / features,
                          commitment_loss=out.commitment_loss / features)
     elif self.loss_reduction != "sum_features":

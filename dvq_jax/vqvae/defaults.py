@@ -34,8 +34,9 @@ def learned_prior() -> ml_collections.ConfigDict:
   # paper gives no value, the official DVQ code uses 1.0.
   config.beta = 0.25
   # Reduction of the codebook and commitment terms over a position's features:
-  # sum_features (squared distance summed over the quantized vector's C_q features) |
-  # mean_elements (divided by C_q: the per-element mean of the official DVQ code and Sonnet).
+  # sum_features (squared distance summed over the quantized vector's features) |
+  # mean_elements (each codebook's per-element mean, summed over codebooks, i.e. divided by
+  # the codebook dim D: the official DVQ code's L VQ layers each take tf.reduce_mean).
   # Both are means over latent positions; only the scale against the reconstruction differs.
   config.quantizer_loss_reduction = "sum_features"
   # Likelihood head: categorical256 (paper's bits/dim) | logistic_mixture | mse.

@@ -28,18 +28,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dvq_jax.vqvae import likelihoods
 from dvq_jax import quantizers as q
 from dvq_jax.errors import ConfigError
 from dvq_jax.vqvae import layers
+from dvq_jax.vqvae import likelihoods
 from dvq_jax.vqvae.bottleneck import LOSS_REDUCTIONS
 from dvq_jax.vqvae.bottleneck import QUANTIZERS
 from dvq_jax.vqvae.bottleneck import Quantizer
 from dvq_jax.vqvae.bottleneck import latent_channels
 
 DTYPES = ("float32", "bfloat16")
-# config.quantizer_loss_reduction; the choice itself is applied by the objective (issue 10).
-LOSS_REDUCTIONS = ("sum_features", "mean_elements")
 
 
 class ModelOutput(NamedTuple):
@@ -356,9 +354,6 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
     if model[name] not in choices:
       raise ConfigError(f"config.model.{name} = {model[name]!r} is unknown; use one of"
                         f" {', '.join(choices)}")
-  if config.quantizer_loss_reduction not in LOSS_REDUCTIONS:
-    raise ConfigError(f"config.quantizer_loss_reduction = {config.quantizer_loss_reduction!r} is"
-                      f" unknown; use one of {', '.join(LOSS_REDUCTIONS)}")
   for name in ("num_codebooks", "codebook_size", "codebook_dim"):
     _check_positive(name, config[name])
   for name, minimum in (("hidden_channels", 2), ("residual_channels", 1), ("num_downsamples", 1),
