@@ -60,7 +60,7 @@ def _assert_identical(one, other):
     np.testing.assert_array_equal(a, b)
 
 
-def _wait_for_checkpoint(workdir: pathlib.Path, proc, timeout=300):
+def _wait_for_checkpoint(workdir: pathlib.Path, proc, timeout=900):
   start = time.monotonic()
   while not list((workdir / "checkpoints").glob("[0-9]*")):
     assert proc.poll() is None, proc.communicate()[1][-2000:]
