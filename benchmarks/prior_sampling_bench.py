@@ -8,7 +8,8 @@ reruns the teacher-forced model on the whole sequence (T times the work). Prints
 and the minimum and median wall time of the repeats, and tokens/s = num_samples * T / time.
 
   PYTHONPATH=. flock /tmp/dvq_bench.lock nice -n 5 python benchmarks/prior_sampling_bench.py
-  PYTHONPATH=. python benchmarks/prior_sampling_bench.py --quick   # fewer repeats, smaller batch
+  PYTHONPATH=. python benchmarks/prior_sampling_bench.py --quick   # fewer repeats, batch 16
+  PYTHONPATH=. python benchmarks/prior_sampling_bench.py --grid=4  # 4x4 positions: T = 64
 """
 
 import argparse
@@ -50,10 +51,11 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true")
   parser.add_argument("--num_samples", type=int, default=64)
+  parser.add_argument("--grid", type=int, default=8, help="h = w positions (demo: 8)")
   args = parser.parse_args()
   repeats = 2 if args.quick else 5
   num_samples = 16 if args.quick else args.num_samples
-  model = _model((8, 8), 4, 64)
+  model = _model((args.grid, args.grid), 4, 64)
   params = model.init(jax.random.key(0), jnp.zeros((1, model.ordering.num_tokens), jnp.int32))
   params = params["params"]
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, load {os.getloadavg()[0]:.2f},"

@@ -15,6 +15,7 @@ import sys
 import numpy as np
 from absl import app
 from absl import flags
+from absl import logging
 from etils import epath
 
 from dvq_jax import figures
@@ -50,6 +51,8 @@ def write_samples(prior_workdir: str, output: str, *, num_samples: int = 64,
 
 def main(argv):
   args = flags.FLAGS
+  if not args["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO
   if len(argv) > 1 or not args.prior_workdir:
     print("error: use --prior_workdir=P [--num_samples --temperature --top_k --seed --output]",
           file=sys.stderr)

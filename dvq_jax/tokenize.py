@@ -10,6 +10,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from dvq_jax import data as data_lib
 from dvq_jax import tokenizer as tokenizer_lib
@@ -37,6 +38,8 @@ def tokenize(workdir: str, output: str, step: int | None = None) -> dict:
 
 def main(argv):
   args = flags.FLAGS
+  if not args["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO
   if len(argv) > 1 or not args.workdir:
     print("error: use --workdir=W --output=codes.npz [--step=N]", file=sys.stderr)
     sys.exit(2)

@@ -60,7 +60,7 @@ def _assert_identical(one, other):
     np.testing.assert_array_equal(a, b)
 
 
-def _wait_for_checkpoint(workdir: pathlib.Path, proc, timeout=300):
+def _wait_for_checkpoint(workdir: pathlib.Path, proc, timeout=900):
   start = time.monotonic()
   while not list((workdir / "checkpoints").glob("[0-9]*")):
     assert proc.poll() is None, proc.communicate()[1][-2000:]
@@ -98,6 +98,7 @@ def test_interrupted_run_resumes_bit_identically(tmp_path, data, how):
   assert [r["step"] for r in records if "train/loss" in r] == list(range(1, steps + 1))
 
 
+@pytest.mark.slow  # three training runs
 def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, data, capsys):
   train.train_and_evaluate(_config(data, num_train_steps=6), str(tmp_path / "straight"))
   damaged = tmp_path / "damaged"
