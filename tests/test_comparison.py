@@ -127,6 +127,8 @@ def test_lower_convex_hull():
   assert hull([0.0, 1.0, 2.0], [2.0, 1.0, 0.0]) == [0, 2]  # collinear middle point dropped
   assert hull([0.0, 1.0, 2.0], [2.0, 0.5, 0.0]) == [0, 1, 2]
   assert hull([1.0, 1.0, 0.0], [3.0, 1.0, 2.0]) == [2, 1]
+  assert hull([0.0, 1.0, 2.0, 3.0], [2.0, 1.0, 0.9, 1.5]) == [0, 1, 2]  # more rate, worse: cut
+  assert hull([0.0], [1.0]) == [0] and hull([], []) == []
 
 
 def test_grid_points_and_their_configs():
