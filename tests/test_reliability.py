@@ -12,10 +12,10 @@ import jax
 import numpy as np
 import pytest
 
-from dvq_jax.training import checkpointing
-from dvq_jax.vqvae import train
 from dvq_jax.errors import ConfigError
 from dvq_jax.errors import NumericalError
+from dvq_jax.training import checkpointing
+from dvq_jax.vqvae import train
 from tests import config_files
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -130,6 +130,10 @@ def test_silently_changed_checkpoint_bytes_are_caught_by_the_digest(tmp_path, da
   checkpointer.save(4, tampered)
   checkpointer.close()
   (workdir / "checkpoints" / "4" / "digest" / "metadata").write_text(digest)
+  checkpointer = checkpointing.Checkpointer(str(workdir), 3)
+  with pytest.raises(ConfigError, match="checkpoint 4 .* does not match the digest"):
+    checkpointer.restore_arrays(4)  # what the tokenizer, the prior and the codec load through
+  checkpointer.close()
   capsys.readouterr()
   train.train_and_evaluate(_config(data, num_train_steps=4), str(workdir))
   out = capsys.readouterr().out

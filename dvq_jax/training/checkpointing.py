@@ -121,8 +121,13 @@ class Checkpointer:
   def restore_arrays(self, step: int | None = None):
     """The saved state of `step` (default: the newest) as saved, without a target structure.
 
-    For inspection (notebooks, tests), on this process's first device whatever topology wrote
-    it (a TPU pod's checkpoint opens on a laptop); optimizer states come back as plain dicts.
+    For inspection and for the models built on a trained run (the tokenizer, the code prior, the
+    codec), on this process's first device whatever topology wrote it (a TPU pod's checkpoint
+    opens on a laptop); optimizer states come back as plain dicts.
+
+    Raises:
+      ConfigError: there is no checkpoint, or its bytes do not match the digest written with it
+        (a damaged or altered checkpoint is never handed out).
     """
     step = self._manager.latest_step() if step is None else step
     if step is None:
@@ -131,8 +136,13 @@ class Checkpointer:
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
                           saved.tree if hasattr(saved, "tree") else saved)
-    return self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target)))["state"]
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target), digest=ocp.args.JsonRestore()))
+    if state_digest(restored["state"]) != restored["digest"]["sha256"]:
+      raise ConfigError(
+          f"checkpoint {step} in {self._dir} does not match the digest written with it (damaged"
+          " or altered); use another step or retrain")
+    return restored["state"]
 
   def close(self) -> None:
     self._manager.wait_until_finished()
