@@ -95,3 +95,21 @@ def test_nearest_codes_with_non_finite_rows_over_codebook_chunks():
   np.testing.assert_array_equal(codes, want)
   all_bad = search(jnp.asarray(x, jnp.float32), jnp.full((10_000, 3), jnp.nan, jnp.float32))
   np.testing.assert_array_equal(all_bad, 0)
+
+
+@pytest.mark.slow
+def test_vqvae_loss_reports_a_nan_codebook_row():
+  """Through the model: the loss the trainer's finite check reads becomes NaN."""
+  from dvq_jax.vqvae import build_model  # pylint: disable=g-import-not-at-top
+  from dvq_jax.vqvae import objective  # pylint: disable=g-import-not-at-top
+  from tests import config_files  # pylint: disable=g-import-not-at-top
+  config = config_files.load("configs/cifar10.py:small")
+  model = build_model(config, (16, 16, 3))
+  images = jax.random.randint(jax.random.key(0), (2, 16, 16, 3), 0, 256).astype(jnp.uint8)
+  params = jax.jit(model.init)(jax.random.key(1), images)["params"]
+  loss, aux = jax.jit(objective.loss_fn, static_argnums=1)(params, model, images)
+  assert np.isfinite(loss) and np.isfinite(aux["codebook_loss"])
+  codebooks = params["quantize"]["codebooks"]
+  params["quantize"]["codebooks"] = codebooks.at[-1, -1, 0].set(jnp.nan)
+  loss, aux = jax.jit(objective.loss_fn, static_argnums=1)(params, model, images)
+  assert np.isnan(loss) and np.isnan(aux["codebook_loss"]) and np.isnan(aux["vq_loss"])
