@@ -89,6 +89,7 @@ def lookup_free_quantize(
   >>> out.codes.tolist(), out.quantized.tolist()
   ([5], [[1.0, -1.0, 1.0]])
   """
+  _checks.check_beta(beta)
   _checks.check_min_rank(z, 1, "(..., D)")
   num_bits = z.shape[-1]
   if not 1 <= num_bits <= _MAX_BITS:

@@ -10,6 +10,11 @@ summed over the codebooks a position uses (L for DVQ and MVQ, one for VQ and SVQ
 the commitment (encoder) term, as in van den Oord et al. (2017); the DVQ paper's Eq. 2/4 print
 beta on d(sg(z), z_q) instead.
 
+Options of all four: `cosine=True` quantizes l2-normalised slices with l2-normalised codebooks
+(cosine-similarity codes; quantized and losses are then those of the unit vectors, and the
+gradient flows through the normalisation), and `gradient_estimator="rotation"` replaces
+straight-through by the rotation trick (Fifty et al. 2024; see `rotation_trick`).
+
 Non-finite input: codes always index the codebook (0 <= code < K); a position with a NaN or inf
 in z gets code 0 and a NaN or inf codebook_loss / commitment_loss / loss, and a NaN or inf
 anywhere in a codebook makes codebook_loss and loss NaN, so a trainer's finite check sees it.
@@ -23,6 +28,9 @@ import jax.numpy as jnp
 from jax.scipy.special import xlogy
 
 from dvq_jax.quantizers import _checks
+from dvq_jax.quantizers._cosine import l2_normalize
+from dvq_jax.quantizers._estimators import check_gradient_estimator
+from dvq_jax.quantizers._estimators import estimate
 from dvq_jax.quantizers._nearest import search_slices
 
 
@@ -58,8 +66,17 @@ def _nan_unless_finite(codebooks: jax.Array) -> jax.Array:
   return jnp.where(jnp.all(jnp.isfinite(codebooks)), 0.0, jnp.nan).astype(jnp.float32)
 
 
+def _options(x: jax.Array, codebooks: jax.Array, cosine: bool, gradient_estimator: str):
+  """Checks the options; with cosine, the l2-normalised slices `(..., L, D)` and codebooks."""
+  check_gradient_estimator(gradient_estimator)
+  if cosine:
+    return l2_normalize(x), l2_normalize(codebooks)
+  return x, codebooks
+
+
 def _quantize_slices(x: jax.Array, codes: jax.Array, codebooks: jax.Array, beta,
-                     num_positions: int) -> tuple[jax.Array, QuantizerOutput]:
+                     num_positions: int, gradient_estimator: str = "straight_through"
+                     ) -> tuple[jax.Array, QuantizerOutput]:
   """The straight-through output and the losses, given the codes.
 
   Args:
@@ -68,6 +85,7 @@ def _quantize_slices(x: jax.Array, codes: jax.Array, codebooks: jax.Array, beta,
     codebooks: `(L, K, D)`.
     beta: weight of the commitment loss.
     num_positions: latent positions the losses are means over.
+    gradient_estimator: "straight_through" or "rotation".
 
   Returns:
     `(quantized (..., L, D), output)`, the output's `quantized` and `codes` left to the caller.
@@ -92,17 +110,26 @@ def _quantize_slices(x: jax.Array, codes: jax.Array, codebooks: jax.Array, beta,
       perplexity=jnp.exp(-jnp.sum(xlogy(probs, probs), axis=-1)),
       usage=jnp.mean(probs > 0, axis=-1),
   )
-  # value: exactly e (x - sg(x) is exactly 0); gradient w.r.t. x: identity.
-  return sg(chosen) + (x - sg(x)), output
+  # value: exactly e (x - sg(x) is exactly 0); gradient w.r.t. x: the estimator's.
+  return estimate(gradient_estimator, x, chosen), output
 
 
-def vector_quantize(z: jax.Array, codebook: jax.Array, *, beta: float = 0.25) -> QuantizerOutput:
+def vector_quantize(
+    z: jax.Array,
+    codebook: jax.Array,
+    *,
+    beta: float = 0.25,
+    cosine: bool = False,
+    gradient_estimator: str = "straight_through",
+) -> QuantizerOutput:
   """VQ: quantizes every D-vector of `z` with one codebook.
 
   Args:
     z: `(..., D)` vectors.
     codebook: `(K, D)`, same dtype as z.
     beta: weight of the commitment loss, >= 0.
+    cosine: quantize l2-normalised slices with l2-normalised codebooks (cosine codes).
+    gradient_estimator: "straight_through" or "rotation" (the rotation trick).
 
   Returns:
     QuantizerOutput with quantized `(..., D)`, codes `(...)`, perplexity and usage `(1,)`;
@@ -121,7 +148,8 @@ def vector_quantize(z: jax.Array, codebook: jax.Array, *, beta: float = 0.25) ->
   _checks.check_min_rank(z, 1, "(..., D)")
   _checks.check_dtypes(z, codebook)
   _checks.check_feature_size(z, codebook.shape[1], "codebook dim D")
-  out = depthwise_quantize(z, codebook[None], beta=beta)
+  out = depthwise_quantize(z, codebook[None], beta=beta, cosine=cosine,
+                           gradient_estimator=gradient_estimator)
   return out._replace(codes=out.codes[..., 0])
 
 
@@ -131,6 +159,8 @@ def depthwise_quantize(
     *,
     beta: float = 0.25,
     slice_sizes: Sequence[int] | None = None,
+    cosine: bool = False,
+    gradient_estimator: str = "straight_through",
 ) -> QuantizerOutput:
   """DVQ: splits the feature axis into L slices and quantizes slice l with codebook l.
 
@@ -142,6 +172,8 @@ def depthwise_quantize(
     z: `(..., L*D)`, or `(..., sum(slice_sizes))`.
     codebooks: `(L, K, D)`, same dtype as z.
     beta: weight of the commitment loss, >= 0.
+    cosine: quantize l2-normalised slices with l2-normalised codebooks (cosine codes).
+    gradient_estimator: "straight_through" or "rotation" (the rotation trick).
     slice_sizes: optional L feature counts D_l, summing to z's feature size, max = D.
 
   Returns:
@@ -175,8 +207,10 @@ def depthwise_quantize(
     ], axis=1)
     keep = (jnp.arange(dim)[None, :] < jnp.array(slice_sizes)[:, None]).astype(codebooks.dtype)
     codebooks = codebooks * keep[:, None, :]
+  slices, codebooks = _options(slices, codebooks, cosine, gradient_estimator)
   codes = search_slices(slices, codebooks)
-  quantized, out = _quantize_slices(slices, codes, codebooks, beta, flat.shape[0])
+  quantized, out = _quantize_slices(slices, codes, codebooks, beta, flat.shape[0],
+                                    gradient_estimator)
   if slice_sizes is not None:
     quantized = jnp.concatenate([quantized[:, i, :n] for i, n in enumerate(slice_sizes)], -1)
   return out._replace(quantized=quantized.reshape(z.shape),
@@ -184,7 +218,12 @@ def depthwise_quantize(
 
 
 def multi_codebook_quantize(
-    z: jax.Array, codebooks: jax.Array, *, beta: float = 0.25
+    z: jax.Array,
+    codebooks: jax.Array,
+    *,
+    beta: float = 0.25,
+    cosine: bool = False,
+    gradient_estimator: str = "straight_through",
 ) -> QuantizerOutput:
   """The paper's "VQVAE" baseline: L codebooks, each over the whole vector, concatenated.
 
@@ -192,6 +231,8 @@ def multi_codebook_quantize(
     z: `(..., D)`.
     codebooks: `(L, K, D)`, same dtype as z.
     beta: weight of the commitment loss, >= 0.
+    cosine: quantize l2-normalised slices with l2-normalised codebooks (cosine codes).
+    gradient_estimator: "straight_through" or "rotation" (the rotation trick).
 
   Returns:
     QuantizerOutput with quantized `(..., L*D)`, codes `(..., L)`, perplexity and usage `(L,)`;
@@ -211,19 +252,30 @@ def multi_codebook_quantize(
   num_codebooks, _, dim = codebooks.shape
   _checks.check_feature_size(z, dim, "codebook dim D")
   flat = z.reshape(-1, 1, dim)  # one slice, searched in every codebook
+  flat, codebooks = _options(flat, codebooks, cosine, gradient_estimator)
   codes = search_slices(flat, codebooks)
-  quantized, out = _quantize_slices(flat, codes, codebooks, beta, flat.shape[0])
+  quantized, out = _quantize_slices(flat, codes, codebooks, beta, flat.shape[0],
+                                    gradient_estimator)
   return out._replace(quantized=quantized.reshape(*z.shape[:-1], num_codebooks * dim),
                       codes=codes.reshape(*z.shape[:-1], num_codebooks))
 
 
-def spatial_quantize(z: jax.Array, codebooks: jax.Array, *, beta: float = 0.25) -> QuantizerOutput:
+def spatial_quantize(
+    z: jax.Array,
+    codebooks: jax.Array,
+    *,
+    beta: float = 0.25,
+    cosine: bool = False,
+    gradient_estimator: str = "straight_through",
+) -> QuantizerOutput:
   """SVQ baseline: the P positions split into L contiguous groups; group l uses codebook l.
 
   Args:
     z: `(B, P, D)` with P divisible by L (flatten height and width into P first).
     codebooks: `(L, K, D)`, same dtype as z.
     beta: weight of the commitment loss, >= 0.
+    cosine: quantize l2-normalised slices with l2-normalised codebooks (cosine codes).
+    gradient_estimator: "straight_through" or "rotation" (the rotation trick).
 
   Returns:
     QuantizerOutput with quantized `(B, P, D)`, codes `(B, P)`, perplexity and usage `(L,)`;
@@ -254,8 +306,10 @@ def spatial_quantize(z: jax.Array, codebooks: jax.Array, *, beta: float = 0.25) 
   # (B, group, L, D): position g of every group side by side, slice l for codebook l.
   slices = z.reshape(batch, num_codebooks, group, dim).transpose(0, 2, 1, 3)
   slices = slices.reshape(batch * group, num_codebooks, dim)
+  slices, codebooks = _options(slices, codebooks, cosine, gradient_estimator)
   codes = search_slices(slices, codebooks)
-  quantized, out = _quantize_slices(slices, codes, codebooks, beta, batch * positions)
+  quantized, out = _quantize_slices(slices, codes, codebooks, beta, batch * positions,
+                                    gradient_estimator)
   quantized = quantized.reshape(batch, group, num_codebooks, dim).transpose(0, 2, 1, 3)
   codes = codes.reshape(batch, group, num_codebooks).transpose(0, 2, 1)
   return out._replace(quantized=quantized.reshape(z.shape), codes=codes.reshape(batch, positions))

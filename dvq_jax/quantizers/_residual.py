@@ -103,6 +103,7 @@ def residual_quantize(
   """
   if codebooks.ndim != 3:
     raise ValueError(f"codebooks must have rank 3 (M, K, D), got shape {codebooks.shape}")
+  _checks.check_beta(beta)
   _checks.check_min_rank(z, 1, "(..., D)")
   _checks.check_dtypes(z, codebooks)
   _checks.check_feature_size(z, codebooks.shape[2], "codebook dim D")
@@ -141,6 +142,7 @@ def depthwise_residual_quantize(
     raise ValueError(f"codebooks must have rank 4 (L, M, K, D), got shape {codebooks.shape}")
   if min(codebooks.shape[:3]) < 1:
     raise ValueError(f"L, M and K must all be >= 1, got codebooks shape {codebooks.shape}")
+  _checks.check_beta(beta)
   _checks.check_min_rank(z, 1, "(..., L*D)")
   _checks.check_dtypes(z, codebooks)
   num_codebooks, num_stages, _, dim = codebooks.shape
