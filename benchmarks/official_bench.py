@@ -47,10 +47,12 @@ def _flops(compiled) -> float:
 class JaxStep:
   """One compiled dvq_jax train step of a config variant at one batch size."""
 
-  def __init__(self, variant: str, batch: int, dtype: str):
+  def __init__(self, variant: str, batch: int, dtype: str, upsample: str = ""):
     config = cifar10.get_config(variant or None)
     config.model.dtype = dtype
-    self.name = f"dvq_jax cifar10.py{':' + variant if variant else ''} {dtype}"
+    config.model.upsample = upsample or config.model.upsample
+    self.name = (f"dvq_jax cifar10.py{':' + variant if variant else ''} {dtype}"
+                 f" {config.model.upsample}")
     self.batch = batch
     model = build_model(config, IMAGE_SHAPE)
     tx = train.make_optimizer(config)
@@ -110,6 +112,8 @@ def main() -> None:
   parser.add_argument("--batches", default="32,128")
   parser.add_argument("--variants", default=",official", help="cifar10.py variants ('' = default)")
   parser.add_argument("--dtypes", default="float32")
+  parser.add_argument("--upsamples", default="",
+                      help="config.model.upsample values to time ('' = the config's)")
   parser.add_argument("--rounds", type=int, default=4)
   parser.add_argument("--steps", type=int, default=3, help="timed steps per setting and round")
   parser.add_argument("--no_tf", action="store_true", help="dvq_jax only")
@@ -126,7 +130,8 @@ def main() -> None:
   for batch in batches:
     for variant in args.variants.split(","):
       for dtype in args.dtypes.split(","):
-        settings.append(JaxStep(variant, batch, dtype))
+        for upsample in args.upsamples.split(","):
+          settings.append(JaxStep(variant, batch, dtype, upsample))
         print(f"compiled {settings[-1].name} batch {batch}: {settings[-1].compile_s:.1f} s",
               flush=True)
     if worker:

@@ -1,8 +1,8 @@
 r"""Training throughput of the paper's CIFAR-10 DVQ-VAE: images/s of one full train step.
 
 Times the real step, `dvq_jax.vqvae.train.train_step` jitted with the state donated, for the
-configs/cifar10.py model (hidden 256, residual 64, K=512, L=8, D=8, 32x32x3, subpixel
-upsampling) with the categorical256 and logistic_mixture heads at batch 32 and 128, on random
+configs/cifar10.py model (hidden 256, residual 64, K=512, L=8, D=8, 32x32x3, default
+upsampling `transpose_phases`) with the categorical256 and logistic_mixture heads at batch 32 and 128, on random
 uint8 images. Prints, per setting, the compile time (lower + compile, then the first call), the
 minimum and median of the steady-state steps, images/s, the model FLOPs per image from XLA's
 `cost_analysis()` of the compiled step, the achieved FLOP/s and, given --peak_tflops, the MFU.
