@@ -19,6 +19,7 @@ import argparse
 import io
 import math
 import os
+import sys
 import time
 
 import matplotlib
@@ -208,7 +209,8 @@ def main():
   args = parser.parse_args()
   loaded = prior_lib.load(args.prior_workdir)
   sets = image_sets()
-  warm = sets["demo_test"][:64]  # compile (batch 64 and batch 1) outside the timings
+  # Compile (the batch size of the full sets and batch 1) outside the timings.
+  warm = sets["demo_test"][:min(64, args.max_images or 64)]
   codec.decompress(codec.compress(warm, loaded), loaded)
   codec.decompress(codec.compress(warm, loaded, mode="lossy"), loaded)
   codec.decompress(codec.compress(warm[:1], loaded), loaded)
@@ -216,6 +218,7 @@ def main():
   for name, images in sets.items():
     if args.max_images:
       images = images[:args.max_images]
+    print(f"{name}: {len(images)} images ...", file=sys.stderr, flush=True)
     rows.append(bench_set(name, np.ascontiguousarray(images), loaded, args.per_file_images))
   print_tables(rows, args.per_file_images)
   plot(rows, args.figure)
