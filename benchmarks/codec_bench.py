@@ -24,6 +24,7 @@ import time
 
 import matplotlib
 import matplotlib.cbook
+import matplotlib.ticker
 import numpy as np
 from PIL import Image
 
@@ -189,6 +190,7 @@ def plot(rows: list[dict], path: str) -> None:
     ax.plot([r["ours_lossy_bpp"]], [r["ours_lossy_psnr"]], "r*", markersize=14,
             label="ours, codes only (one file)")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel("PSNR (dB)")
     ax.set_title(f"{r['name']} ({r['count']} patches 32x32)")
