@@ -19,10 +19,12 @@ import argparse
 import io
 import math
 import os
+import sys
 import time
 
 import matplotlib
 import matplotlib.cbook
+import matplotlib.ticker
 import numpy as np
 from PIL import Image
 
@@ -188,6 +190,7 @@ def plot(rows: list[dict], path: str) -> None:
     ax.plot([r["ours_lossy_bpp"]], [r["ours_lossy_psnr"]], "r*", markersize=14,
             label="ours, codes only (one file)")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel("PSNR (dB)")
     ax.set_title(f"{r['name']} ({r['count']} patches 32x32)")
@@ -208,7 +211,8 @@ def main():
   args = parser.parse_args()
   loaded = prior_lib.load(args.prior_workdir)
   sets = image_sets()
-  warm = sets["demo_test"][:64]  # compile (batch 64 and batch 1) outside the timings
+  # Compile (the batch size of the full sets and batch 1) outside the timings.
+  warm = sets["demo_test"][:min(64, args.max_images or 64)]
   codec.decompress(codec.compress(warm, loaded), loaded)
   codec.decompress(codec.compress(warm, loaded, mode="lossy"), loaded)
   codec.decompress(codec.compress(warm[:1], loaded), loaded)
@@ -216,6 +220,7 @@ def main():
   for name, images in sets.items():
     if args.max_images:
       images = images[:args.max_images]
+    print(f"{name}: {len(images)} images ...", file=sys.stderr, flush=True)
     rows.append(bench_set(name, np.ascontiguousarray(images), loaded, args.per_file_images))
   print_tables(rows, args.per_file_images)
   plot(rows, args.figure)
