@@ -34,6 +34,7 @@ import numpy as np
 
 from configs import cifar10
 from dvq_jax import quantizers as q
+from dvq_jax.training import optim
 from dvq_jax.vqvae import train
 from dvq_jax.vqvae.model import build_model
 
@@ -94,7 +95,7 @@ def check_train_step(batch: int, dtype: str, small: bool, repeats: int, peak: fl
   config = cifar10.get_config("small" if small else None)
   config.model.dtype = dtype
   model = build_model(config, (32, 32, 3))
-  tx = train.make_optimizer(config)
+  tx = optim.make_optimizer(config)
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8))
   params = model.init(jax.random.key(0), images[:1])["params"]

@@ -119,7 +119,7 @@ BAD_INPUTS = {
     "init unknown scheme": (
         lambda: q.init_codebooks(jax.random.key(0), 2, 4, 3, scheme="xavier"),
         "unknown codebook init scheme 'xavier'; choose one of"
-        " ('truncated_normal', 'normal', 'uniform')"),
+        " ('truncated_normal', 'normal', 'uniform', 'uniform_unit_variance')"),
     "init L=0": (lambda: q.init_codebooks(jax.random.key(0), 0, 4, 3),
                  "num_codebooks must be >= 1, got 0"),
     "init K=0": (lambda: q.init_codebooks(jax.random.key(0), 2, 0, 3),
