@@ -16,7 +16,7 @@ prior (rate = positions * L * log2 K / 3072 for dvq/mvq, positions * log2 K / 30
 8x8 = 64 positions on 32x32x3 patches).
 
 The default is sized for a 2-core CPU shared with other jobs: the demo model narrowed to hidden
-32 / residual 16, batch 16, 400 Adam steps a point, 3 seeds, 3 rate points per quantizer
+32 / residual 16, batch 16, 1,500 Adam steps a point (the demo's count), 3 seeds, 3 rate points per quantizer
 (36 runs). It measures the ordering of short training runs of a small model, not converged
 models.
 """
@@ -43,12 +43,12 @@ def get_config(arg=None):
   config = ml_collections.ConfigDict()
   config.experiment = "rate_distortion"
   config.base = _demo_config()  # any learned-prior config; --config.base.<field> overrides it
-  config.base.num_train_steps = 400
+  config.base.num_train_steps = 1500
   config.base.batch_size = 16
   config.base.model.hidden_channels = 32
   config.base.model.residual_channels = 16
-  config.base.eval_every_steps = 400
-  config.base.checkpoint_every_steps = 400
+  config.base.eval_every_steps = 1500
+  config.base.checkpoint_every_steps = 500
   config.base.log_every_steps = 100
   config.base.num_recon_images = 0
   config.latent_width = 16  # encoder output channels of every point; D = latent_width / L
