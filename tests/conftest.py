@@ -1,6 +1,38 @@
-"""Shared test helpers: a float64 numpy brute-force reference of the four quantizers."""
+"""Shared test helpers: one XLA compilation cache per test session, and a float64 numpy
+brute-force reference of the four quantizers."""
+
+import os
+import shutil
+import tempfile
 
 import numpy as np
+
+
+def _share_compiled_programs() -> str | None:
+  """Points JAX's persistent compilation cache at a fresh directory for this session.
+
+  Many tests train the same tiny configs, in this process and in `python -m dvq_jax.main`
+  subprocesses and notebook kernels (which inherit the environment); without a shared cache each
+  of them compiles the same programs again, most of such a test's time on 2 cores. Set here, at
+  import, so it precedes JAX's import in this process; pytest-xdist workers start after it and
+  inherit the variables, so they share the directory of the process that made it. An executable
+  read from the cache is the one XLA compiled, so bit-identity tests are unaffected. Returns the
+  directory this process made (None if the user chose one), for `pytest_unconfigure` to remove.
+  """
+  if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+    return None
+  path = tempfile.mkdtemp(prefix="dvq_jax_tests_xla_cache_")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = path
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+  return path
+
+
+_OWN_CACHE_DIR = _share_compiled_programs()
+
+
+def pytest_unconfigure(config):  # pylint: disable=unused-argument
+  if _OWN_CACHE_DIR is not None:
+    shutil.rmtree(_OWN_CACHE_DIR, ignore_errors=True)
 
 
 def sq_distances(x: np.ndarray, e: np.ndarray) -> np.ndarray:

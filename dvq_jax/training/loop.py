@@ -21,10 +21,12 @@ A model supplies four pure parts and the loop does the rest:
       Scalars or small arrays over the test data; every process calls it (it may run sharded
       computations), the loop writes what process 0 gets.
 
-  >>> from dvq_jax.training import loop, optim  # doctest: +SKIP
-  >>> tx = optim.make_optimizer(config)  # doctest: +SKIP
-  >>> loop.run(config, workdir, init_state=init, train_step=optim.gradient_step(loss_fn, tx),
-  ...          batches=batches, evaluate=evaluate, description="prior on cifar10")  # doctest: +SKIP
+A caller, in outline (tests/test_loop.py runs a complete one on a linear regression)::
+
+      from dvq_jax.training import loop, optim
+      tx = optim.make_optimizer(config)
+      loop.run(config, workdir, init_state=init, train_step=optim.gradient_step(loss_fn, tx),
+               batches=batches, evaluate=evaluate, description="prior on cifar10")
 
 What the loop guarantees (see README "Reliability"):
   * checkpoints every `config.checkpoint_every_steps` steps and at the end (orbax, the newest
