@@ -10,6 +10,7 @@ and the minimum and median wall time of the repeats, and tokens/s = num_samples 
   PYTHONPATH=. flock /tmp/dvq_bench.lock nice -n 5 python benchmarks/prior_sampling_bench.py
   PYTHONPATH=. python benchmarks/prior_sampling_bench.py --quick   # fewer repeats, batch 16
   PYTHONPATH=. python benchmarks/prior_sampling_bench.py --grid=4  # 4x4 positions: T = 64
+  PYTHONPATH=. python benchmarks/prior_sampling_bench.py --sampler=no_cache --num_samples=4 --repeats=1
 """
 
 import argparse
@@ -52,8 +53,10 @@ def main():
   parser.add_argument("--quick", action="store_true")
   parser.add_argument("--num_samples", type=int, default=64)
   parser.add_argument("--grid", type=int, default=8, help="h = w positions (demo: 8)")
+  parser.add_argument("--sampler", choices=("both", "cache", "no_cache"), default="both")
+  parser.add_argument("--repeats", type=int, default=0, help="0 = 2 with --quick, else 5")
   args = parser.parse_args()
-  repeats = 2 if args.quick else 5
+  repeats = args.repeats or (2 if args.quick else 5)
   num_samples = 16 if args.quick else args.num_samples
   model = _model((args.grid, args.grid), 4, 64)
   params = model.init(jax.random.key(0), jnp.zeros((1, model.ordering.num_tokens), jnp.int32))
@@ -61,7 +64,8 @@ def main():
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, load {os.getloadavg()[0]:.2f},"
         f" T = {model.ordering.num_tokens}, batch {num_samples}")
   print("| sampler | compile s | min s | median s | tokens/s |\n|---|---|---|---|---|")
-  for use_cache in (True, False):
+  samplers = {"both": (True, False), "cache": (True,), "no_cache": (False,)}[args.sampler]
+  for use_cache in samplers:
     compile_s, best, median, rate = _bench(model, params, num_samples, use_cache, repeats)
     name = "KV cache" if use_cache else "no cache (full forward per token)"
     print(f"| {name} | {compile_s:.1f} | {best:.2f} | {median:.2f} | {rate:,.0f} |", flush=True)

@@ -10,6 +10,7 @@ import pytest
 
 from dvq_jax.prior import objective
 from dvq_jax.prior import sampling
+from dvq_jax.prior.model import CONDITIONS
 from dvq_jax.prior.model import CodePrior
 from dvq_jax.prior.ordering import ORDERS
 from dvq_jax.prior.ordering import Ordering
@@ -62,9 +63,38 @@ def test_changing_token_t_changes_no_prediction_up_to_t(order):
       assert np.max(np.abs(out[:, t + 1] - base[:, t + 1])) > 1e-4  # token t+1 does see it
 
 
-@pytest.mark.parametrize("order", ORDERS)
-def test_kv_cache_step_matches_teacher_forcing(order):
-  model, params = _model_and_params(order)
+def test_earlier_positions_prior_hides_the_codes_of_its_own_position():
+  # grid 2x3, L = 3: position p holds tokens 3p..3p+2. Changing any code of position p changes
+  # no prediction of positions <= p (exactly) and every prediction of position p+1.
+  model, params = _model_and_params("position_major", condition_on="earlier_positions")
+  num_codebooks = model.num_codebooks
+  rng = np.random.default_rng(0)
+  tokens = rng.integers(0, 5, (1, model.ordering.num_tokens)).astype(np.int32)
+  base = np.asarray(model.apply({"params": params}, tokens))
+  for t in range(model.ordering.num_tokens):
+    end = (t // num_codebooks + 1) * num_codebooks  # first token of the next position
+    changed = tokens.copy()
+    changed[0, t] = (changed[0, t] + 1 + rng.integers(0, 4)) % 5
+    out = np.asarray(model.apply({"params": params}, changed))
+    np.testing.assert_array_equal(out[:, :end], base[:, :end])
+    if end < model.ordering.num_tokens:
+      difference = np.abs(out[:, end:end + num_codebooks] - base[:, end:end + num_codebooks])
+      assert difference.max(-1).min() > 1e-4  # each code of the next position sees it
+
+
+def test_condition_on_checks_its_value_and_order():
+  for condition_on, order, match in (("nearby", "position_major", "nearby.*all_earlier_codes"),
+                                     ("earlier_positions", "codebook_major", "position_major")):
+    model = CodePrior(codebook_size=5, num_codebooks=2, grid=(2, 2), order=order, width=8,
+                      depth=1, heads=2, condition_on=condition_on)
+    with pytest.raises(ValueError, match=match):
+      model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))
+
+
+@pytest.mark.parametrize("order,condition_on", [(o, CONDITIONS[0]) for o in ORDERS]
+                         + [("position_major", "earlier_positions")])
+def test_kv_cache_step_matches_teacher_forcing(order, condition_on):
+  model, params = _model_and_params(order, condition_on=condition_on)
   tokens = jnp.asarray(np.random.default_rng(1).integers(0, 5, (4, model.ordering.num_tokens)),
                        jnp.int32)
   full = np.asarray(model.apply({"params": params}, tokens))
@@ -156,9 +186,10 @@ def test_prior_learns_a_markov_chains_entropy_rate():
   assert abs(nll[:, 0].mean() - np.log(k)) < 0.05 * np.log(k)  # the first code: uniform
 
 
-@pytest.mark.parametrize("top_k", [0, 2])
-def test_sampling_with_and_without_cache_draw_the_same_codes(top_k):
-  model, params = _model_and_params("position_major")
+@pytest.mark.parametrize("top_k,condition_on", [(0, CONDITIONS[0]), (2, CONDITIONS[0]),
+                                                (0, "earlier_positions")])
+def test_sampling_with_and_without_cache_draw_the_same_codes(top_k, condition_on):
+  model, params = _model_and_params("position_major", condition_on=condition_on)
   args = dict(model=model, num_samples=8, top_k=top_k)
   with_cache = sampling.sample_tokens(params, jax.random.key(3), 1.0, **args)
   without = sampling.sample_tokens(params, jax.random.key(3), 1.0, use_cache=False, **args)

@@ -18,6 +18,10 @@ def code_prior() -> ml_collections.ConfigDict:
   # position_major: raster over positions, the L codes of a position consecutive;
   # codebook_major: all positions of codebook 0, then codebook 1, ... (see prior/ordering.py).
   config.order = "position_major"
+  # all_earlier_codes: token t sees every token < t. earlier_positions (position_major only): the
+  # L codes of a position see only earlier positions, not each other; its extra bits against
+  # all_earlier_codes are what the dependence between codebooks at one position is worth.
+  config.condition_on = "all_earlier_codes"
   config.tokenizer_batch_size = 64  # images per jitted encoder call while extracting codes
 
   config.model = ml_collections.ConfigDict()

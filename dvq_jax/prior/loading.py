@@ -73,7 +73,7 @@ class LoadedPrior:
     return self.ordering.from_sequence(tokens)
 
   def init_cache(self, batch_size: int):
-    """The empty KV cache for `step`: per block `{"k", "v"}` `(batch_size, T, heads, d)`."""
+    """The empty cache for `step` (`CodePrior.init_cache`; a pytree to pass through)."""
     return self.model.init_cache(batch_size)
 
   def step(self, cache, previous_tokens, t):

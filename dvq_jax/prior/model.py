@@ -5,7 +5,18 @@ embedding of token t-1 in a table of its own codebook (code k of codebook l mean
 codebook l', so the table has L*K rows, plus one for the BOS input at t = 0) plus learned
 embeddings of token t's row, column and codebook; then `depth` pre-LayerNorm blocks (causal
 multi-head self-attention, a 4x GELU MLP), a final LayerNorm and an output head per codebook,
-`(L, width, K)`. The same parameters run in two ways:
+`(L, width, K)`.
+
+`condition_on = "earlier_positions"` (position_major only) restricts the prior to
+p(codes of position p | codes of positions < p): the L codes of one position are predicted
+independently given the earlier positions, so the prior's gain over it measures what modelling
+the dependence between the codebooks at a position is worth. An attention mask alone cannot do
+this: the residual stream of token t carries its own input, token t-1, a code of the same
+position when l > 0. Instead the input of every token of position p is the sum of the
+embeddings of position p-1's L codes (BOS at p = 0), and the usual causal mask keeps later
+positions out; tokens of position p then see nothing of position p.
+
+The same parameters run in two ways:
 
   `model.apply(v, tokens)`                      teacher forcing: log-probs `(B, T, K)` of every token;
   `model.apply(v, cache, prev, t, method=model.step)`   one token with a KV cache, for sampling
@@ -22,6 +33,7 @@ import numpy as np
 from dvq_jax.prior.ordering import Ordering
 
 _NEG = -1e30  # logit of a masked attention entry: exp underflows to exactly 0
+CONDITIONS = ("all_earlier_codes", "earlier_positions")
 
 
 class CausalSelfAttention(nn.Module):
@@ -104,6 +116,8 @@ class CodePrior(nn.Module):
     width, depth, heads: the Transformer's model width, number of blocks and attention heads
       (width divisible by heads).
     dropout: rate on the embeddings, attention weights and residual branches (training only).
+    condition_on: all_earlier_codes (token t sees every token < t) | earlier_positions (the
+      codes of position p see only positions < p; position_major only).
 
   >>> model = CodePrior(codebook_size=5, num_codebooks=2, grid=(2, 2), width=8, depth=1, heads=2)
   >>> tokens = jnp.zeros((3, 8), jnp.int32)
@@ -120,6 +134,7 @@ class CodePrior(nn.Module):
   depth: int = 4
   heads: int = 4
   dropout: float = 0.0
+  condition_on: str = "all_earlier_codes"
 
   @property
   def ordering(self) -> Ordering:
@@ -128,6 +143,12 @@ class CodePrior(nn.Module):
   def setup(self):
     if self.width % self.heads:
       raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
+    if self.condition_on not in CONDITIONS:
+      raise ValueError(f"condition_on {self.condition_on!r} is unknown; use one of"
+                       f" {', '.join(CONDITIONS)}")
+    if self.condition_on == "earlier_positions" and self.order != "position_major":
+      raise ValueError("condition_on = 'earlier_positions' needs order = 'position_major'"
+                       " (the L codes of a position consecutive)")
     embed = lambda n: nn.Embed(n, self.width, embedding_init=nn.initializers.normal(0.02))
     num_codes = self.num_codebooks * self.codebook_size
     self.token_embed = embed(num_codes + 1)  # codebook l's code k at row l*K + k; BOS last
@@ -154,9 +175,20 @@ class CodePrior(nn.Module):
     bos = jnp.full((tokens.shape[0], 1), self.num_codebooks * self.codebook_size, tokens.dtype)
     return jnp.concatenate([bos, previous], axis=1)
 
+  def _token_inputs(self, tokens):
+    """The embedded input of every token, `(B, T)` -> `(B, T, width)` (see the module doc)."""
+    if self.condition_on == "all_earlier_codes":
+      return self.token_embed(self._input_ids(tokens))
+    batch, num_tokens = tokens.shape
+    ids = tokens + jnp.asarray(self.ordering.codebook * self.codebook_size)
+    positions = self.token_embed(ids).reshape(batch, -1, self.num_codebooks, self.width).sum(2)
+    bos = self.token_embed(jnp.full((batch, 1), self.num_codebooks * self.codebook_size))
+    previous = jnp.concatenate([bos, positions[:, :-1]], axis=1)  # (B, h*w, width)
+    return jnp.repeat(previous, self.num_codebooks, axis=1)
+
   def __call__(self, tokens, deterministic: bool = True):
     """int `(B, T)` -> float32 log-probs `(B, T, K)`: row t is p(token t | tokens < t)."""
-    x = self.token_embed(self._input_ids(tokens)) + self._position_embeddings()[None]
+    x = self._token_inputs(tokens) + self._position_embeddings()[None]
     x = self.drop(x, deterministic=deterministic)
     for block in self.blocks:
       x = block(x, deterministic)
@@ -169,16 +201,39 @@ class CodePrior(nn.Module):
     return jax.nn.log_softmax(logits, axis=-1)
 
   def init_cache(self, batch_size: int):
-    """Zeros for `step`: per block `{"k", "v"}` float32 `(batch, T, heads, width / heads)`."""
+    """Zeros for `step`: `{"layers": per block {"k", "v"} float32 (batch, T, heads, width /
+    heads)}`; with earlier_positions also `"pending"` (the embeddings of this position's codes
+    so far) and `"position_input"` (this position's input), float32 `(batch, width)`."""
     shape = (batch_size, self.ordering.num_tokens, self.heads, self.width // self.heads)
-    return [{"k": jnp.zeros(shape, jnp.float32), "v": jnp.zeros(shape, jnp.float32)}
-            for _ in range(self.depth)]
+    cache = {"layers": [{"k": jnp.zeros(shape, jnp.float32), "v": jnp.zeros(shape, jnp.float32)}
+                        for _ in range(self.depth)]}
+    if self.condition_on == "earlier_positions":
+      cache["pending"] = jnp.zeros((batch_size, self.width), jnp.float32)
+      cache["position_input"] = jnp.zeros((batch_size, self.width), jnp.float32)
+    return cache
+
+  def _step_input(self, cache, previous_tokens, t):
+    """Token t's embedded input `(B, width)` and the cache entries it updates."""
+    codebook = jnp.asarray(self.ordering.codebook)
+    bos = self.token_embed(jnp.full(previous_tokens.shape, self.num_codebooks * self.codebook_size))
+    previous = self.token_embed(codebook[jnp.maximum(t - 1, 0)] * self.codebook_size
+                                + previous_tokens)
+    if self.condition_on == "all_earlier_codes":
+      return jnp.where(t == 0, bos, previous), {}
+    # Sum position p-1's L codes as they arrive; the first token of p takes the sum and every
+    # token of p reuses it.
+    pending = cache["pending"] + jnp.where(t == 0, 0.0, previous)
+    first_of_position = codebook[t] == 0
+    position_input = jnp.where(first_of_position, jnp.where(t == 0, bos, pending),
+                               cache["position_input"])
+    return position_input, {"pending": jnp.where(first_of_position, 0.0, pending),
+                            "position_input": position_input}
 
   def step(self, cache, previous_tokens, t):
     """log p(token t | tokens < t) from token t-1 and the cache of tokens < t-1.
 
     Args:
-      cache: from `init_cache` (t = 0) or the previous `step`.
+      cache: from `init_cache` (t = 0) or the previous `step` (a pytree; pass it through).
       previous_tokens: int `(B,)`, token t-1 (ignored at t = 0, where the input is BOS).
       t: int scalar (may be traced), 0 <= t < T.
 
@@ -186,15 +241,13 @@ class CodePrior(nn.Module):
       `(log_probs, cache)`: float32 `(B, K)` and the cache with position t filled in.
     """
     codebook = jnp.asarray(self.ordering.codebook)
-    bos = self.num_codebooks * self.codebook_size
-    previous_codebook = codebook[jnp.maximum(t - 1, 0)]
-    ids = jnp.where(t == 0, bos, previous_codebook * self.codebook_size + previous_tokens)
-    position = jax.lax.dynamic_index_in_dim(self._position_embeddings(), t, keepdims=True)
-    x = self.token_embed(ids)[:, None] + position[None]
-    new_cache = []
-    for block, layer_cache in zip(self.blocks, cache):
+    token_input, new_cache = self._step_input(cache, previous_tokens, t)
+    position = jax.lax.dynamic_index_in_dim(self._position_embeddings(), t, keepdims=False)
+    x = (token_input + position[None])[:, None]
+    new_cache["layers"] = []
+    for block, layer_cache in zip(self.blocks, cache["layers"]):
       x, layer_cache = block.step(x, layer_cache, t)
-      new_cache.append(layer_cache)
+      new_cache["layers"].append(layer_cache)
     x = self.final_norm(x)[:, 0]
     logits = x @ self.head_kernel[codebook[t]] + self.head_bias[codebook[t]]
     return jax.nn.log_softmax(logits, axis=-1), new_cache
@@ -205,4 +258,6 @@ def build_prior(config, tokenizer) -> CodePrior:
   return CodePrior(
       codebook_size=tokenizer.codebook_size, num_codebooks=tokenizer.num_codebooks,
       grid=tuple(tokenizer.grid), order=config.order, width=config.model.width,
-      depth=config.model.depth, heads=config.model.heads, dropout=float(config.model.dropout))
+      depth=config.model.depth, heads=config.model.heads, dropout=float(config.model.dropout),
+      # Runs from before the field existed condition on every earlier code.
+      condition_on=config.get("condition_on", "all_earlier_codes"))

@@ -24,6 +24,7 @@ from dvq_jax import metrics
 from dvq_jax import tokenizer as tokenizer_lib
 from dvq_jax.errors import ConfigError
 from dvq_jax.prior import objective
+from dvq_jax.prior.model import CONDITIONS
 from dvq_jax.prior.model import build_prior
 from dvq_jax.prior.ordering import ORDERS
 from dvq_jax.prior.ordering import Ordering
@@ -42,6 +43,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError("config.vqvae_workdir is empty; pass --config.vqvae_workdir=W, the"
                       " --workdir of a trained VQ-VAE run")
   validation.require_choice(config, "order", ORDERS)
+  validation.require_choice(config, "condition_on", CONDITIONS)
+  if config.condition_on == "earlier_positions" and config.order != "position_major":
+    raise ConfigError("config.condition_on = 'earlier_positions' needs config.order ="
+                      " 'position_major'; set --config.order=position_major")
   validation.require_int(config, "vqvae_step", 0)
   validation.require_int(config, "tokenizer_batch_size", 1)
   for field in ("model.width", "model.depth", "model.heads"):
@@ -164,7 +169,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     result["vqvae_checkpoint_step"] = tokenizer.checkpoint_step
     return result
 
-  description = (f"{config.order} prior over {metadata['quantizer']} codes"
+  description = (f"{config.order} ({config.condition_on}) prior over {metadata['quantizer']} codes"
                  f" {tuple(tokenizer.grid)} x L={tokenizer.num_codebooks}, K={tokenizer.codebook_size}"
                  f" of {metadata['dataset']}")
   return loop.run(config, workdir, init_state=init_state, train_step=train_step,
