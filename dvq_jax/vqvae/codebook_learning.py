@@ -101,32 +101,32 @@ def update_codebooks(config: ml_collections.ConfigDict, codebooks: jax.Array,
     `(codebooks, codebook_state, metrics)`; metrics has `codes_restarted` (float32) when
     restart is on.
   """
-  decay = config.ema_decay
+  ema_state = None
   if config.codebook_update == "ema":
-    ema = q.ema_codebooks(decay, config.ema_epsilon)
+    ema = q.ema_codebooks(config.ema_decay, config.ema_epsilon)
     codebooks, ema_state = ema.update(slices, codes, q.EmaState(**codebook_state))
-  else:
+    cluster_size = ema_state.cluster_size
+  else:  # the same EMA of the per-code counts, for the restart to read
     num_codebooks, codebook_size = codebooks.shape[:2]
     flat = codes.reshape(-1, num_codebooks)
     counts = jnp.zeros((num_codebooks, codebook_size), jnp.float32).at[
         jnp.broadcast_to(jnp.arange(num_codebooks), flat.shape), flat].add(1.0)
+    decay = config.ema_decay
     cluster_size = decay * codebook_state["cluster_size"] + (1.0 - decay) * counts
-    ema_state = q.EmaState(cluster_size, None)
   metrics = {}
   threshold = config.dead_code_threshold
   if threshold > 0:
-    out = q.restart_dead_codes(
-        key, codebooks, ema_state.cluster_size, slices, threshold=threshold,
-        ema_state=ema_state if config.codebook_update == "ema" else None)
+    out = q.restart_dead_codes(key, codebooks, cluster_size, slices, threshold=threshold,
+                               ema_state=ema_state)
     codebooks = out.codebooks
-    if out.ema_state is not None:
+    if ema_state is not None:
       ema_state = out.ema_state
+      cluster_size = ema_state.cluster_size
     else:  # as restart_dead_codes resets an EMA state: the new code counts as max(threshold, 1)
-      ema_state = q.EmaState(
-          jnp.where(out.dead, max(float(threshold), 1.0), ema_state.cluster_size), None)
+      cluster_size = jnp.where(out.dead, max(float(threshold), 1.0), cluster_size)
     metrics["codes_restarted"] = out.num_restarted.astype(jnp.float32)
-  new_state = {"cluster_size": ema_state.cluster_size}
-  if config.codebook_update == "ema":
+  new_state = {"cluster_size": cluster_size}
+  if ema_state is not None:
     new_state["embed_sum"] = ema_state.embed_sum
   return codebooks, new_state, metrics
 
