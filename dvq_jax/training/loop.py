@@ -20,6 +20,10 @@ A model supplies four pure parts and the loop does the rest:
   evaluate(state, step) -> metrics
       Scalars or small arrays over the test data; every process calls it (it may run sharded
       computations), the loop writes what process 0 gets.
+  init_from_data(state) -> state   (optional)
+      Called once on a freshly initialised state, never on a restored one (e.g. k-means
+      codebooks from the first batches); its result is checkpointed as step 0, so a resumed
+      run never redoes it.
 
 A caller, in outline (tests/test_loop.py runs a complete one on a linear regression)::
 
@@ -134,6 +138,7 @@ def run(
     batches: Callable[[int], Iterator],
     evaluate: Callable[[dict, int], Mapping[str, object]],
     description: str,
+    init_from_data: Callable[[dict], dict] | None = None,
 ) -> dict:
   """Trains to `config.num_train_steps`, resuming from `workdir`; returns the final evaluation.
 
@@ -145,6 +150,7 @@ def run(
     batches: `start_step -> iterator` of process-local batches for the following steps.
     evaluate: `(state, step) -> metrics`, called every `eval_every_steps` and at the end.
     description: what is trained on what, for the first log line (e.g. "dvq on cifar10").
+    init_from_data: optional `state -> state` for a fresh state, checkpointed as step 0.
 
   Returns:
     The last evaluation (a run resumed after its last step evaluates its final state once);
@@ -179,6 +185,9 @@ def run(
   state = checkpointer.restore_latest(abstract)
   if state is None:
     state = jax.jit(init_state, out_shardings=state_sharding)(key)
+    if init_from_data is not None:
+      state = jax.device_put(init_from_data(state), state_sharding)
+      checkpointer.save(0, state)
   start_step = int(state["step"])
   log(f"{description}: {jax.device_count()} devices, {jax.process_count()} processes,"
       f" starting at step {start_step}")

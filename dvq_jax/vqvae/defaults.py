@@ -39,6 +39,23 @@ def learned_prior() -> ml_collections.ConfigDict:
   # the codebook dim D: the official DVQ code's L VQ layers each take tf.reduce_mean).
   # Both are means over latent positions; only the scale against the reconstruction differs.
   config.quantizer_loss_reduction = "sum_features"
+  # Codebook learning (README "Codebook toolbox"; dvq_jax.vqvae.codebook_learning):
+  # gradient (the codebook loss trains the codebooks through the optimizer) | ema (the loss drops
+  # the codebook term and each step sets the codebooks to an exponential moving average of the
+  # batch vectors that chose them, van den Oord et al. App. A.1; the commitment term still
+  # trains the encoder).
+  config.codebook_update = "gradient"
+  config.ema_decay = 0.99  # EMA decay in [0, 1): of the codebooks, and of the usage restart reads
+  config.ema_epsilon = 1e-5  # > 0: Laplace smoothing of the EMA cluster sizes
+  # True: before step 1, k-means++ and Lloyd iterations on the encoder outputs of the first
+  # kmeans_batches batches set the codebooks (checkpointed as step 0, not redone on resume).
+  config.kmeans_init = False
+  config.kmeans_iterations = 10  # Lloyd iterations after the k-means++ seeding, >= 0
+  config.kmeans_batches = 4  # batches of encoder outputs k-means sees (>= K vectors per codebook)
+  # > 0: after every step, codes whose EMA usage (vectors per batch, decay ema_decay; starts at
+  # 1) is below this move onto random batch vectors of their own slice; counted in the metric
+  # train/codes_restarted (codes per step). 0 = off.
+  config.dead_code_threshold = 0.0
   # Likelihood head: categorical256 (paper's bits/dim) | logistic_mixture | mse.
   config.likelihood = "categorical256"
 

@@ -47,10 +47,13 @@ class ModelOutput(NamedTuple):
     head: float32 `(batch, height, width, C_out)`, the likelihood head's parameters.
     quant: the bottleneck's QuantizerOutput; codes `(batch, h, w, L)` for dvq/mvq and
       `(batch, h, w)` for vq/svq, with h = height / 2^num_downsamples (w likewise).
+    latents: the encoder output `(batch, h, w, C)` the quantizer saw (EMA codebooks and
+      dead-code restart learn from it, `vqvae.codebook_learning`).
   """
 
   head: jax.Array
   quant: q.QuantizerOutput
+  latents: jax.Array
 
 
 ARCHITECTURES = ("vqvae", "dvq_official")
@@ -233,7 +236,8 @@ class VQVAE(nn.Module):
         residual_style=self.residual_style, dtype=dtype,
     )
 
-  def _latents(self, images: jax.Array) -> jax.Array:
+  def latents(self, images: jax.Array) -> jax.Array:
+    """uint8 `(batch, H, W, C)` -> encoder output `(batch, h, w, latent channels)`, compute dtype."""
     if images.dtype != jnp.uint8 or images.ndim != 4:
       raise ValueError(f"images must be uint8 (batch, height, width, C), got {images.dtype}"
                        f" {images.shape}")
@@ -248,12 +252,13 @@ class VQVAE(nn.Module):
 
   def __call__(self, images: jax.Array) -> ModelOutput:
     """uint8 `(batch, H, W, C)` -> ModelOutput(head float32 `(batch, H, W, C_out)`, quant)."""
-    quant = self.quantize(self._latents(images))
-    return ModelOutput(head=self.decoder(quant.quantized), quant=quant)
+    latents = self.latents(images)
+    quant = self.quantize(latents)
+    return ModelOutput(head=self.decoder(quant.quantized), quant=quant, latents=latents)
 
   def encode(self, images: jax.Array) -> jax.Array:
     """uint8 `(batch, H, W, C)` -> int32 codes, `(batch, h, w, L)` (dvq/mvq) or `(batch, h, w)`."""
-    return self.quantize(self._latents(images)).codes
+    return self.quantize(self.latents(images)).codes
 
   def decode(self, codes: jax.Array) -> jax.Array:
     """Codes (the layout `encode` returns) -> float32 head `(batch, H, W, C_out)`."""

@@ -13,7 +13,8 @@ from dvq_jax.vqvae.model import VQVAE
 from dvq_jax.vqvae.bottleneck import codes_by_codebook
 from dvq_jax.vqvae.model import codes_per_image
 
-__all__ = ["code_counts", "codes_per_image", "encode_code_counts", "eval_stats", "loss_fn"]
+__all__ = ["code_counts", "codes_per_image", "encode_code_counts", "eval_stats", "loss_and_output",
+           "loss_fn"]
 
 
 def loss_fn(params, model: VQVAE, images: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -36,11 +37,23 @@ def loss_fn(params, model: VQVAE, images: jax.Array) -> tuple[jax.Array, dict[st
     head's NLL), `vq_loss`, `codebook_loss`, `commitment_loss` scalars and `perplexity`,
     `usage` `(L,)` over the batch (`(1,)` for vq).
   """
+  loss, aux, _ = loss_and_output(params, model, images)
+  return loss, aux
+
+
+def loss_and_output(params, model: VQVAE, images: jax.Array, *, codebook_loss: bool = True):
+  """`loss_fn`'s `(loss, aux)` and the model's output (latents and codes included).
+
+  With `codebook_loss=False` the loss leaves out the codebook term (its gradient reaches only
+  the codebooks), for codebooks learned otherwise (EMA, `vqvae.codebook_learning`); the
+  commitment term still trains the encoder and `aux["vq_loss"]` still reports both terms.
+  """
   out = model.apply({"params": params}, images)
   dims = images.shape[1] * images.shape[2] * images.shape[3]
   train = likelihoods.train_loss(model.likelihood, out.head, images)
   nll = likelihoods.nll(model.likelihood, out.head, images)
-  loss = jnp.mean(train) / dims + out.quant.loss
+  quantizer_loss = out.quant.loss if codebook_loss else model.beta * out.quant.commitment_loss
+  loss = jnp.mean(train) / dims + quantizer_loss
   aux = {
       "recon_bits_per_dim": metrics.recon_bits_per_dim(jnp.mean(nll), dims),
       "vq_loss": out.quant.loss,
@@ -49,7 +62,7 @@ def loss_fn(params, model: VQVAE, images: jax.Array) -> tuple[jax.Array, dict[st
       "perplexity": out.quant.perplexity,
       "usage": out.quant.usage,
   }
-  return loss, jax.tree.map(lambda x: x.astype(jnp.float32), aux)
+  return loss, jax.tree.map(lambda x: x.astype(jnp.float32), aux), out
 
 
 def eval_stats(params, model: VQVAE, images: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:

@@ -2,7 +2,8 @@ r"""Learned-prior study: trains and evaluates the DVQ-VAE through the shared `tr
 
   python -m dvq_jax.main --config=configs/cifar10.py --workdir=W
 
-The train state is a plain pytree `{"step", "params", "opt_state"}` replicated over a 1-D mesh
+The train state is a plain pytree `{"step", "params", "opt_state"}` (plus `"codebook_state"` for
+EMA codebooks or dead-code restart, `vqvae.codebook_learning`) replicated over a 1-D mesh
 of all devices; each batch of uint8 images is sharded on the `data` axis, so codebook
 statistics are computed over the global batch. The batch at step s is a pure function of
 (seed, s), and nothing else is random after initialisation, so a resumed run is bit-identical
@@ -15,6 +16,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from dvq_jax import data as data_lib
 from dvq_jax import vqvae
@@ -22,6 +24,7 @@ from dvq_jax.training import loop
 from dvq_jax.training import optim
 from dvq_jax.training import sharding
 from dvq_jax.training import validation as training_validation
+from dvq_jax.vqvae import codebook_learning
 from dvq_jax.vqvae import evaluate
 from dvq_jax.vqvae import objective
 from dvq_jax.vqvae import validation
@@ -44,11 +47,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   data = data_lib.load(config)
   data_lib.check_batch_size(data, config.batch_size, jax.process_count())
   model = vqvae.build_model(config, data.image_shape)  # also checks the image size fits
+  validation.check_kmeans_vectors(config, data.image_shape)
   tx = optim.make_optimizer(config)
+  stateful = codebook_learning.is_stateful(config)
 
   def init_state(key):
     params = model.init(key, jnp.zeros((1, *data.image_shape), jnp.uint8))["params"]
-    return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
+    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
+    if stateful:
+      state["codebook_state"] = codebook_learning.init_codebook_state(
+          config, params["quantize"]["codebooks"])
+    return state
 
   def batches(start_step):
     return data_lib.train_batches(
@@ -56,12 +65,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         process_index=jax.process_index(), process_count=jax.process_count(),
         worker_count=config.grain_workers)
 
-  evaluator = evaluate.Evaluator(config, model, data, sharding.make_mesh(), workdir)
+  mesh = sharding.make_mesh()
+
+  def kmeans_codebooks(state):
+    # The first kmeans_batches batches of training (process-local rows, then the global array).
+    iterator = batches(0)
+    try:
+      local = np.concatenate([next(iterator) for _ in range(config.kmeans_batches)])
+    finally:
+      if hasattr(iterator, "close"):
+        iterator.close()
+    kmeans = functools.partial(codebook_learning.kmeans_state, model=model, config=config)
+    return jax.jit(kmeans)(state, sharding.global_batch(mesh, local))
+
+  if stateful:
+    step = functools.partial(codebook_learning.train_step, model=model, tx=tx, config=config)
+  else:
+    step = functools.partial(train_step, model=model, tx=tx)
+  evaluator = evaluate.Evaluator(config, model, data, mesh, workdir)
   return loop.run(
       config, workdir,
       init_state=init_state,
-      train_step=functools.partial(train_step, model=model, tx=tx),
+      train_step=step,
       batches=batches,
       evaluate=lambda state, step: evaluator.run(state["params"], step),
       description=f"{config.quantizer} on {data.name} {data.image_shape}",
+      init_from_data=kmeans_codebooks if config.kmeans_init else None,
   )

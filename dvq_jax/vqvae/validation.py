@@ -5,6 +5,7 @@ Each check raises `ConfigError` with one line naming the field and what to chang
 
 import ml_collections
 
+from dvq_jax.errors import ConfigError
 from dvq_jax.training import validation as training_validation
 
 
@@ -23,3 +24,53 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   training_validation.check_training(config)
   for field in ("eval_batch_size", "max_eval_examples", "num_recon_images", "grain_workers"):
     training_validation.require_int(config, field, 0)
+  check_codebook_learning(config)
+
+
+def _is_number(value) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_codebook_learning(config: ml_collections.ConfigDict) -> None:
+  """Checks codebook_update, ema_*, kmeans_* and dead_code_threshold (see `defaults.py`)."""
+  from dvq_jax.vqvae.codebook_learning import CODEBOOK_UPDATES  # pylint: disable=g-import-not-at-top
+
+  if config.codebook_update not in CODEBOOK_UPDATES:
+    raise ConfigError(f"config.codebook_update = {config.codebook_update!r} is unknown; use one"
+                      f" of {', '.join(CODEBOOK_UPDATES)}")
+  if not _is_number(config.ema_decay) or not 0.0 <= config.ema_decay < 1.0:
+    raise ConfigError(f"config.ema_decay = {config.ema_decay!r}; set it to a number in [0, 1),"
+                      " e.g. 0.99")
+  if not _is_number(config.ema_epsilon) or not config.ema_epsilon > 0:
+    raise ConfigError(f"config.ema_epsilon = {config.ema_epsilon!r}; set it to a number > 0,"
+                      " e.g. 1e-5")
+  if not isinstance(config.kmeans_init, bool):
+    raise ConfigError(f"config.kmeans_init = {config.kmeans_init!r}; set it to True or False")
+  training_validation.require_int(config, "kmeans_iterations", 0)
+  training_validation.require_int(config, "kmeans_batches", 1)
+  threshold = config.dead_code_threshold
+  if not _is_number(threshold) or threshold < 0:
+    raise ConfigError(f"config.dead_code_threshold = {threshold!r}; set it to a number >= 0"
+                      " (0 = no dead-code restart)")
+  stateful = (config.codebook_update == "ema" or config.kmeans_init or threshold > 0)
+  if stateful and tuple(config.slice_sizes):
+    raise ConfigError("config.slice_sizes (unequal dvq slices) does not work with EMA codebooks,"
+                      " k-means init or dead-code restart yet; set slice_sizes = () or"
+                      " codebook_update = 'gradient', kmeans_init = False,"
+                      " dead_code_threshold = 0")
+
+
+def check_kmeans_vectors(config: ml_collections.ConfigDict, image_shape) -> None:
+  """k-means needs at least K vectors per codebook in its `kmeans_batches` batches."""
+  from dvq_jax.vqvae.model import codes_per_image  # pylint: disable=g-import-not-at-top
+
+  if not config.kmeans_init:
+    return
+  num_codebooks = 1 if config.quantizer == "vq" else config.num_codebooks
+  per_codebook = (config.kmeans_batches * config.batch_size
+                  * codes_per_image(config, image_shape) // num_codebooks)
+  if per_codebook < config.codebook_size:
+    raise ConfigError(
+        f"config.kmeans_batches = {config.kmeans_batches} batches give {per_codebook} vectors"
+        f" per codebook, fewer than codebook_size = {config.codebook_size}; raise"
+        " kmeans_batches or batch_size")
