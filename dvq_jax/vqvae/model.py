@@ -352,7 +352,7 @@ def code_alphabet_size(config) -> int:
   >>> config = defaults.learned_prior()
   >>> config.quantizer, config.fsq_levels = "fsq", (8, 5, 5)
   >>> code_alphabet_size(config)
-  1000
+  200
   """
   return alphabet_size(config.quantizer, config.codebook_size, config.codebook_dim,
                        tuple(config.get("fsq_levels", ())))
