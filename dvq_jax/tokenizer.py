@@ -43,6 +43,10 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
+# rvq, fsq and lfq codes (other code layouts and alphabets) are not tokenized yet.
+TOKENIZED_QUANTIZERS = ("dvq", "mvq", "vq", "svq")
+
+
 class Tokenizer:
   """Encodes images to codes and decodes codes to images with one VQ-VAE checkpoint.
 
@@ -61,6 +65,10 @@ class Tokenizer:
 
   def __init__(self, config: ml_collections.ConfigDict, params, image_shape, *,
                checkpoint_step: int, batch_size: int = 64):
+    if config.quantizer not in TOKENIZED_QUANTIZERS:
+      raise ConfigError(f"the tokenizer (and so the prior and the codec) reads codes of quantizers"
+                        f" {', '.join(TOKENIZED_QUANTIZERS)}; this run's quantizer is"
+                        f" {config.quantizer!r}")
     self.config = config
     self.image_shape = tuple(int(n) for n in image_shape)
     self.model = vqvae.build_model(config, self.image_shape)

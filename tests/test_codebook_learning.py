@@ -245,3 +245,12 @@ def test_kmeans_needs_k_vectors_and_equal_slices():
   config = _config(codebook_update="ema", num_codebooks=2, codebook_dim=4, slice_sizes=(4, 3))
   with pytest.raises(ConfigError, match="slice_sizes"):
     validation.check_config(config)
+
+
+def test_stateful_codebook_learning_refuses_the_codebook_free_families():
+  """fsq and lfq have no codebooks and rvq's are per stage: EMA/k-means/restart say so."""
+  for quantizer in ("rvq", "fsq", "lfq"):
+    config = _config(quantizer=quantizer, codebook_update="ema")
+    with pytest.raises(ConfigError, match="work with dvq, mvq, vq and svq") as error:
+      validation.check_config(config)
+    assert "\n" not in str(error.value)

@@ -29,7 +29,7 @@ from tests.test_models import tiny_images
 QUANTIZED_FEATURES = {"dvq": 4, "mvq": 4, "vq": 4, "svq": 4}
 
 
-@pytest.mark.parametrize("quantizer", vqvae.QUANTIZERS)
+@pytest.mark.parametrize("quantizer", vqvae.COSINE_QUANTIZERS)
 def test_mean_elements_divides_the_quantizer_loss_and_its_gradient_by_the_feature_count(
     quantizer):
   images = tiny_images()

@@ -45,7 +45,7 @@ CODE_SHAPES = {"dvq": (2, 2, 2, 2), "mvq": (2, 2, 2, 2), "vq": (2, 2, 2), "svq":
 
 
 @pytest.mark.parametrize("likelihood", likelihoods.NAMES)
-@pytest.mark.parametrize("quantizer", vqvae.QUANTIZERS)
+@pytest.mark.parametrize("quantizer", vqvae.COSINE_QUANTIZERS)  # rvq/fsq/lfq: test_toolbox_vqvae
 def test_every_quantizer_and_head_runs_and_gets_gradients(quantizer, likelihood):
   config = tiny_config(quantizer, likelihood)
   model = vqvae.build_model(config, IMAGE_SHAPE)

@@ -56,7 +56,9 @@ def test_bits_per_dim_helpers_on_known_values():
 
 
 @pytest.mark.parametrize("quantizer,expected", [("dvq", 8 * 8 * 8), ("mvq", 8 * 8 * 8),
-                                                ("vq", 64), ("svq", 64)])
+                                                ("vq", 64), ("svq", 64),
+                                                ("rvq", 8 * 8 * 8 * 2),  # M = 2 stages
+                                                ("fsq", 8 * 8 * 8), ("lfq", 8 * 8 * 8)])
 def test_codes_per_image(quantizer, expected):
   config = defaults.learned_prior()  # L = 8, 2 downsamples
   config.quantizer = quantizer
@@ -108,16 +110,19 @@ def test_eval_stats_count_only_masked_examples(quantizer):
   assert float(stats["count"]) == 3.0
   # Histogram of each codebook's codes, from encode() by the layout documented per quantizer.
   codes = np.asarray(model.apply({"params": params}, real, method=model.encode))
-  if quantizer in ("dvq", "mvq"):
-    per_codebook = [codes[..., l].ravel() for l in range(2)]
+  if quantizer in ("dvq", "mvq", "fsq", "lfq", "rvq"):  # rvq: L*M = 4 columns (slice, stage)
+    per_codebook = [codes[..., l].ravel() for l in range(codes.shape[-1])]
   elif quantizer == "vq":
     per_codebook = [codes.ravel()]
   else:  # svq: positions in row-major order, first half codebook 0, second half codebook 1
     flat = codes.reshape(3, 4)
     per_codebook = [flat[:, :2].ravel(), flat[:, 2:].ravel()]
-  expected = np.stack([np.bincount(c, minlength=16) for c in per_codebook])
+  # The alphabet: K = 16, fsq prod(8, 5, 5, 5) = 1000, lfq 2^D = 16.
+  alphabet = 1000 if quantizer == "fsq" else 16
+  expected = np.stack([np.bincount(c, minlength=alphabet) for c in per_codebook])
   np.testing.assert_array_equal(stats["code_counts"], expected)
-  assert stats["code_counts"].sum() == 3 * (8 if quantizer in ("dvq", "mvq") else 4)
+  per_position = {"vq": 1, "svq": 1, "rvq": 4}.get(quantizer, 2)
+  assert stats["code_counts"].sum() == 3 * 4 * per_position
 
 
 def test_a_few_adam_steps_lower_the_loss():

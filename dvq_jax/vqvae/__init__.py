@@ -1,6 +1,7 @@
 """The DVQ-VAE (linen): encoder, quantizer bottleneck, decoder with a likelihood head."""
 
 from dvq_jax.vqvae.layers import UPSAMPLES
+from dvq_jax.vqvae.bottleneck import COSINE_QUANTIZERS
 from dvq_jax.vqvae.bottleneck import QUANTIZERS
 from dvq_jax.vqvae.bottleneck import Quantizer
 from dvq_jax.vqvae.bottleneck import codes_by_codebook
@@ -8,9 +9,11 @@ from dvq_jax.vqvae.model import DTYPES
 from dvq_jax.vqvae.model import VQVAE
 from dvq_jax.vqvae.model import ModelOutput
 from dvq_jax.vqvae.model import build_model
+from dvq_jax.vqvae.model import code_alphabet_size
 from dvq_jax.vqvae.model import codes_per_image
 
 __all__ = [
+    "COSINE_QUANTIZERS",
     "DTYPES",
     "QUANTIZERS",
     "UPSAMPLES",
@@ -18,6 +21,7 @@ __all__ = [
     "ModelOutput",
     "Quantizer",
     "build_model",
+    "code_alphabet_size",
     "codes_by_codebook",
     "codes_per_image",
 ]

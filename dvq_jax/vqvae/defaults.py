@@ -20,7 +20,13 @@ def learned_prior() -> ml_collections.ConfigDict:
   config.max_eval_examples = 0  # 0 = the whole test split; >0 evaluates its first N examples
   config.grain_workers = 0
 
-  # Quantizer: dvq | mvq | vq | svq (see README, "Quantizers").
+  # Quantizer: dvq | mvq | vq | svq | rvq | fsq | lfq (see README, "Quantizers" and "Codebook
+  # toolbox"). rvq, fsq and lfq are depthwise like dvq: the L*D-channel latent splits into L
+  # slices of D. rvq: each slice an M-stage residual VQ (num_stages), K codes a stage, L*M
+  # codes a position (L = 1: plain RVQ). fsq: each slice of D = len(fsq_levels) dimensions
+  # rounded to a fixed grid of prod(fsq_levels) codes (codebook_size, codebook_dim unused).
+  # lfq: each slice of D <= 16 dimensions quantized to its signs, 2^D codes (D bits) a slice,
+  # L*D bits a position (codebook_size unused).
   config.quantizer = "dvq"
   config.num_codebooks = 8  # L
   config.codebook_size = 512  # K
@@ -30,6 +36,14 @@ def learned_prior() -> ml_collections.ConfigDict:
   # False: vq/svq/mvq latents and codebook vectors are D wide (the paper's baselines).
   config.equal_width = False
   config.slice_sizes = ()  # dvq: L unequal slice widths D_l (paper Eq. 3), max = D; () = equal
+  # Cosine codes: l2-normalised slices and codebooks (dvq, mvq, vq, svq).
+  config.cosine = False
+  # Gradient to the encoder through the quantizer: straight_through | rotation (the rotation
+  # trick of Fifty et al. 2024; dvq, mvq, vq, svq, rvq; fsq and lfq are straight-through).
+  config.gradient_estimator = "straight_through"
+  config.num_stages = 2  # rvq: M residual stages per slice
+  config.fsq_levels = (8, 5, 5, 5)  # fsq: grid values per slice dimension, each >= 2
+  config.lfq_entropy_weight = 0.1  # lfq: weight of the entropy penalty (MAGVIT-v2)
   # Weight of the commitment (encoder) term ||z - sg(e)||^2 (van den Oord et al.); the DVQ
   # paper gives no value, the official DVQ code uses 1.0.
   config.beta = 0.25

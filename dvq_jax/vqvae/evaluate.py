@@ -2,7 +2,8 @@
 
 Metrics (all over the test split, see README "Metrics"):
   recon_bits_per_dim  reconstruction NLL / (H*W*C*ln 2): the paper's Table 1 number;
-  rate_bits_per_dim   codes per image * log2 K / (H*W*C): the codes' cost, uniform prior;
+  rate_bits_per_dim   codes per image * log2 A / (H*W*C): the codes' cost, uniform prior, with A
+                      the values of one code (K; prod(fsq_levels) for fsq; 2^D for lfq);
   elbo_bits_per_dim   recon + rate, an upper bound on the NLL;
   rate_unigram_bits_per_dim  the test codes' length under each codebook's code histogram over
                       the training split (add-1/2), per subpixel; elbo_unigram_bits_per_dim
@@ -24,6 +25,7 @@ from dvq_jax import figures
 from dvq_jax.vqvae import likelihoods
 from dvq_jax import metrics
 from dvq_jax.vqvae import objective
+from dvq_jax.vqvae.model import code_alphabet_size
 from dvq_jax.training import sharding
 
 
@@ -42,7 +44,7 @@ def finalize(sums: dict, config: ml_collections.ConfigDict, image_shape,
   count = float(sums["count"])
   recon = float(metrics.recon_bits_per_dim(float(sums["nll_nats"]) / count, dims))
   rate = metrics.rate_bits_per_dim(
-      objective.codes_per_image(config, image_shape), config.codebook_size, dims)
+      objective.codes_per_image(config, image_shape), code_alphabet_size(config), dims)
   rate_unigram = metrics.unigram_code_bits(train_counts, sums["code_counts"]) / (count * dims)
   return {
       "recon_bits_per_dim": recon,
@@ -118,4 +120,4 @@ class Evaluator:
     figures.write_png(workdir / f"recon_{step:07d}.png", figures.recon_grid(originals, recons))
     figures.write_usage_plot(
         workdir / f"usage_{step:07d}.png", result["usage"], result["perplexity"],
-        self._config.codebook_size, f"{self._config.quantizer}, step {step}")
+        code_alphabet_size(self._config), f"{self._config.quantizer}, step {step}")

@@ -32,9 +32,13 @@ from dvq_jax import quantizers as q
 from dvq_jax.errors import ConfigError
 from dvq_jax.vqvae import layers
 from dvq_jax.vqvae import likelihoods
+from dvq_jax.vqvae.bottleneck import COSINE_QUANTIZERS
+from dvq_jax.vqvae.bottleneck import ESTIMATOR_QUANTIZERS
 from dvq_jax.vqvae.bottleneck import LOSS_REDUCTIONS
 from dvq_jax.vqvae.bottleneck import QUANTIZERS
 from dvq_jax.vqvae.bottleneck import Quantizer
+from dvq_jax.vqvae.bottleneck import alphabet_size
+from dvq_jax.vqvae.bottleneck import codes_per_position
 from dvq_jax.vqvae.bottleneck import latent_channels
 
 DTYPES = ("float32", "bfloat16")
@@ -167,7 +171,7 @@ class VQVAE(nn.Module):
   (1, 8, 8, 3)
 
   Attributes:
-    quantizer: dvq | mvq | vq | svq (see `Quantizer`).
+    quantizer: dvq | mvq | vq | svq | rvq | fsq | lfq (see `Quantizer`).
     num_codebooks: L (vq uses one codebook whatever this says).
     codebook_size: K.
     codebook_dim: D, the features of each codebook vector (`build_model` passes L*D here for
@@ -188,6 +192,8 @@ class VQVAE(nn.Module):
       scheme's default).
     dtype: compute dtype name, float32 | bfloat16; params are float32, the quantizer and the
       head float32.
+    cosine, gradient_estimator: cosine codes, straight_through | rotation (see `Quantizer`).
+    num_stages: rvq's M; fsq_levels: fsq's grid (D = len); lfq_entropy_weight: lfq's penalty.
   """
 
   quantizer: str
@@ -212,6 +218,21 @@ class VQVAE(nn.Module):
   slice_sizes: tuple[int, ...] = ()
   dtype: str = "float32"
   quantizer_loss_reduction: str = "sum_features"
+  cosine: bool = False
+  gradient_estimator: str = "straight_through"
+  num_stages: int = 1
+  fsq_levels: tuple[int, ...] = ()
+  lfq_entropy_weight: float = 0.1
+
+  @property
+  def codes_per_position(self) -> int:
+    """Columns of the codes per latent position: L (1 for vq/svq, L*M for rvq)."""
+    return codes_per_position(self.quantizer, self.num_codebooks, self.num_stages)
+
+  @property
+  def alphabet_size(self) -> int:
+    """Values one code takes: K, prod(fsq_levels) for fsq, 2^D for lfq."""
+    return alphabet_size(self.quantizer, self.codebook_size, self.codebook_dim, self.fsq_levels)
 
   def setup(self):
     dtype = jnp.dtype(self.dtype)
@@ -227,7 +248,10 @@ class VQVAE(nn.Module):
                               codebook_init=self.codebook_init,
                               loss_reduction=self.quantizer_loss_reduction,
                               codebook_init_scale=self.codebook_init_scale,
-                              slice_sizes=self.slice_sizes)
+                              slice_sizes=self.slice_sizes, cosine=self.cosine,
+                              gradient_estimator=self.gradient_estimator,
+                              num_stages=self.num_stages, fsq_levels=self.fsq_levels,
+                              lfq_entropy_weight=self.lfq_entropy_weight)
     self.decoder = Decoder(
         self.hidden_channels, self.residual_channels, self.num_downsamples,
         self.num_residual_blocks,
@@ -257,7 +281,8 @@ class VQVAE(nn.Module):
     return ModelOutput(head=self.decoder(quant.quantized), quant=quant, latents=latents)
 
   def encode(self, images: jax.Array) -> jax.Array:
-    """uint8 `(batch, H, W, C)` -> int32 codes, `(batch, h, w, L)` (dvq/mvq) or `(batch, h, w)`."""
+    """uint8 `(batch, H, W, C)` -> int32 codes, `(batch, h, w, L)` (dvq/mvq/fsq/lfq),
+    `(batch, h, w, L*M)` (rvq) or `(batch, h, w)` (vq/svq)."""
     return self.quantize(self.latents(images)).codes
 
   def decode(self, codes: jax.Array) -> jax.Array:
@@ -294,10 +319,10 @@ def vector_dim(config) -> int:
 
 
 def codes_per_image(config, image_shape: tuple[int, int, int]) -> int:
-  """Codes the model stores per image: h*w*L for dvq/mvq, h*w for vq and svq.
+  """Codes the model stores per image: h*w*L for dvq/mvq/fsq/lfq, h*w*L*M for rvq, h*w for vq, svq.
 
   h, w = height / 2^num_downsamples, width / 2^num_downsamples. Use it for the rate,
-  `metrics.rate_bits_per_dim(codes_per_image(...), K, H*W*C)`.
+  `metrics.rate_bits_per_dim(codes_per_image(...), code_alphabet_size(config), H*W*C)`.
 
   Raises:
     ConfigError: the image size is not divisible by 2^num_downsamples, or (svq) h*w is not
@@ -321,7 +346,62 @@ def codes_per_image(config, image_shape: tuple[int, int, int]) -> int:
         f"svq splits the {positions} latent positions into config.num_codebooks ="
         f" {config.num_codebooks} groups; choose a num_codebooks that divides {positions}"
     )
-  return positions * config.num_codebooks if config.quantizer in ("dvq", "mvq") else positions
+  return positions * codes_per_position(config.quantizer, config.num_codebooks,
+                                       config.get("num_stages", 1))
+
+
+def code_alphabet_size(config) -> int:
+  """Values one code of the config's model takes: K, prod(fsq_levels) (fsq), 2^D (lfq).
+
+  >>> from dvq_jax.vqvae import defaults
+  >>> config = defaults.learned_prior()
+  >>> config.quantizer, config.fsq_levels = "fsq", (8, 5, 5)
+  >>> code_alphabet_size(config)
+  200
+  """
+  return alphabet_size(config.quantizer, config.codebook_size, config.codebook_dim,
+                       tuple(config.get("fsq_levels", ())))
+
+
+# The unigram rate keeps an (L, alphabet) float32 histogram: at most 2^24 entries (64 MiB).
+MAX_HISTOGRAM_ENTRIES = 1 << 24
+
+
+def _check_families(config) -> None:
+  """The toolbox and family fields: cosine, gradient_estimator, num_stages, fsq_levels, lfq."""
+  kind = config.quantizer
+  cosine = config.get("cosine", False)
+  if not isinstance(cosine, bool):
+    raise ConfigError(f"config.cosine = {cosine!r}; set it to True or False")
+  if cosine and kind not in COSINE_QUANTIZERS:
+    raise ConfigError(f"config.cosine = True applies to quantizers {', '.join(COSINE_QUANTIZERS)},"
+                      f" not {kind!r}; set it to False")
+  estimator = config.get("gradient_estimator", "straight_through")
+  if estimator not in q.GRADIENT_ESTIMATORS:
+    raise ConfigError(f"config.gradient_estimator = {estimator!r} is unknown; use one of"
+                      f" {', '.join(q.GRADIENT_ESTIMATORS)}")
+  if estimator != "straight_through" and kind not in ESTIMATOR_QUANTIZERS:
+    raise ConfigError(f"config.gradient_estimator = {estimator!r} applies to quantizers"
+                      f" {', '.join(ESTIMATOR_QUANTIZERS)}; {kind} uses straight_through, set it to that")
+  _check_positive("num_stages", config.get("num_stages", 1))
+  levels = config.get("fsq_levels", ())
+  if kind == "fsq" and (not isinstance(levels, (tuple, list)) or not levels
+                        or not all(isinstance(n, int) and n >= 2 for n in levels)):
+    raise ConfigError(f"config.fsq_levels = {levels!r}; set it to a tuple of integers >= 2,"
+                      " e.g. (8, 5, 5, 5)")
+  if kind == "lfq" and config.codebook_dim > 16:
+    raise ConfigError(f"config.codebook_dim = {config.codebook_dim} bits per lfq slice; use at"
+                      " most 16 (more num_codebooks for more bits per position)")
+  weight = config.get("lfq_entropy_weight", 0.1)
+  if not isinstance(weight, (int, float)) or weight < 0:
+    raise ConfigError(f"config.lfq_entropy_weight = {weight!r}; set it to a number >= 0")
+  if kind in ("fsq", "lfq"):
+    entries = config.num_codebooks * code_alphabet_size(config)
+    if entries > MAX_HISTOGRAM_ENTRIES:
+      raise ConfigError(
+          f"{kind} with L = {config.num_codebooks} slices of {code_alphabet_size(config)} codes"
+          f" needs a {entries}-entry code histogram (unigram rate), over {MAX_HISTOGRAM_ENTRIES};"
+          " use smaller slices (fewer fsq_levels or lfq bits a slice) and more num_codebooks")
 
 
 def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVAE:
@@ -343,7 +423,7 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
   >>> build_model(config)
   Traceback (most recent call last):
   ...
-  dvq_jax.errors.ConfigError: config.quantizer = 'dq' is unknown; use one of dvq, mvq, vq, svq
+  dvq_jax.errors.ConfigError: config.quantizer = 'dq' is unknown; use one of dvq, mvq, vq, svq, rvq, fsq, lfq
   """
   if config.quantizer not in QUANTIZERS:
     raise ConfigError(f"config.quantizer = {config.quantizer!r} is unknown; use one of"
@@ -375,6 +455,7 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
   if reduction not in LOSS_REDUCTIONS:
     raise ConfigError(f"config.quantizer_loss_reduction = {reduction!r} is unknown; use one of"
                       f" {', '.join(LOSS_REDUCTIONS)}")
+  _check_families(config)
   equal_width = config.get("equal_width", False)
   if not isinstance(equal_width, bool):
     raise ConfigError(f"config.equal_width = {equal_width!r}; set it to True or False")
@@ -385,7 +466,10 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
         f"config.slice_sizes = {slice_sizes} needs quantizer 'dvq', num_codebooks ="
         f" {config.num_codebooks} entries >= 1 and max = codebook_dim = {config.codebook_dim};"
         " fix it or set it to () for equal slices")
-  dim = vector_dim(config)
+  if config.quantizer == "fsq":
+    dim = len(config.fsq_levels)
+  else:
+    dim = vector_dim(config)
   derived = latent_channels(config.quantizer, config.num_codebooks, dim, slice_sizes)
   if model.latent_channels not in (0, derived):
     raise ConfigError(
@@ -418,4 +502,9 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
       codebook_init_scale=float(model.codebook_init_scale),
       dtype=model.dtype,
       quantizer_loss_reduction=reduction,
+      cosine=config.get("cosine", False),
+      gradient_estimator=config.get("gradient_estimator", "straight_through"),
+      num_stages=config.get("num_stages", 1),
+      fsq_levels=tuple(config.get("fsq_levels", ())),
+      lfq_entropy_weight=float(config.get("lfq_entropy_weight", 0.1)),
   )

@@ -104,12 +104,13 @@ def code_counts(model: VQVAE, codes: jax.Array, mask: jax.Array) -> jax.Array:
     mask: `(batch,)` bool or 0/1.
 
   Returns:
-    float32 `(L, K)` (`(1, K)` for vq), pooled over the latent positions.
+    float32 `(L, K)` (`(1, K)` for vq, `(L*M, K)` for rvq, `(L, prod(fsq_levels))` for fsq,
+    `(L, 2^D)` for lfq), pooled over the latent positions.
   """
   weight = jnp.asarray(mask).astype(jnp.float32)
-  num_codebooks = 1 if model.quantizer == "vq" else model.num_codebooks
+  num_codebooks = model.num_codebooks if model.quantizer == "svq" else model.codes_per_position
   codes = codes_by_codebook(model.quantizer, codes, num_codebooks)  # (B, N, L)
-  return jnp.zeros((num_codebooks, model.codebook_size), jnp.float32).at[
+  return jnp.zeros((num_codebooks, model.alphabet_size), jnp.float32).at[
       jnp.arange(num_codebooks), codes].add(jnp.broadcast_to(weight[:, None, None], codes.shape))
 
 

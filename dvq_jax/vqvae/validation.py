@@ -53,6 +53,10 @@ def check_codebook_learning(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.dead_code_threshold = {threshold!r}; set it to a number >= 0"
                       " (0 = no dead-code restart)")
   stateful = (config.codebook_update == "ema" or config.kmeans_init or threshold > 0)
+  if stateful and config.quantizer not in ("dvq", "mvq", "vq", "svq"):
+    raise ConfigError(f"config.quantizer = {config.quantizer!r}: EMA codebooks, k-means init and"
+                      " dead-code restart work with dvq, mvq, vq and svq; set codebook_update ="
+                      " 'gradient', kmeans_init = False, dead_code_threshold = 0")
   if stateful and tuple(config.slice_sizes):
     raise ConfigError("config.slice_sizes (unequal dvq slices) does not work with EMA codebooks,"
                       " k-means init or dead-code restart yet; set slice_sizes = () or"
