@@ -1,8 +1,11 @@
-"""Shared test helpers: one XLA compilation cache per test session, and a float64 numpy
-brute-force reference of the four quantizers."""
+"""Shared test helpers: one XLA compilation cache per test session, a runner for scripts on 8
+simulated CPU devices, and a float64 numpy brute-force reference of the four quantizers."""
 
 import os
+import pathlib
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -33,6 +36,18 @@ _OWN_CACHE_DIR = _share_compiled_programs()
 def pytest_unconfigure(config):  # pylint: disable=unused-argument
   if _OWN_CACHE_DIR is not None:
     shutil.rmtree(_OWN_CACHE_DIR, ignore_errors=True)
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_on_8_devices(script: str) -> subprocess.CompletedProcess:
+  """Runs `python -c script` from the repository root on 8 simulated CPU devices (highest matmul
+  precision), so that sharded and single-device results can be compared exactly."""
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+         "JAX_DEFAULT_MATMUL_PRECISION": "highest", "PYTHONPATH": str(ROOT)}
+  return subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
+                        text=True, timeout=600)
 
 
 def sq_distances(x: np.ndarray, e: np.ndarray) -> np.ndarray:

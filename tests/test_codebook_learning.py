@@ -1,10 +1,6 @@
 """The trainer's stateful codebook learning: EMA codebooks, k-means init, dead-code restart."""
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +16,7 @@ from dvq_jax.vqvae import codebook_learning
 from dvq_jax.vqvae import defaults
 from dvq_jax.vqvae import train
 from dvq_jax.vqvae import validation
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from tests.conftest import run_on_8_devices
 
 
 def _config(**overrides):
@@ -216,10 +211,7 @@ print("OK")
 
 
 def test_ema_and_restart_state_is_global_on_8_devices():
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
-         "JAX_DEFAULT_MATMUL_PRECISION": "highest", "PYTHONPATH": str(ROOT)}
-  proc = subprocess.run([sys.executable, "-c", _SHARDED], cwd=ROOT, env=env, capture_output=True,
-                        text=True, timeout=600)
+  proc = run_on_8_devices(_SHARDED)
   assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-3000:]
 
 

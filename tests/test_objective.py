@@ -125,18 +125,17 @@ def test_eval_stats_count_only_masked_examples(quantizer):
   assert stats["code_counts"].sum() == 3 * 4 * per_position
 
 
-def test_a_few_adam_steps_lower_the_loss():
-  """Adam on 4 smooth 8x8 images (a colour plus a horizontal ramp each): loss and bits/dim fall.
-
-  The step count and learning rate stay below the point where, on so few vectors, the encoder
-  outruns the codebooks and the quantizer loss spikes (it recovers later; not tested here).
-  """
-  model, params, _ = setup("dvq", "categorical256", batch=4, seed=1)
+def smooth_images() -> jax.Array:
+  """4 smooth 8x8 images, a colour plus a horizontal ramp each: easy to learn on."""
   rng = np.random.default_rng(0)
   base = rng.integers(60, 190, (4, 1, 1, 3))
   ramp = np.arange(8)[None, None, :, None] * rng.integers(-6, 7, (4, 1, 1, 3))
-  images = jnp.asarray(np.broadcast_to(base + ramp, (4, *IMAGE_SHAPE)), jnp.uint8)
-  tx = optax.adam(1e-3)
+  return jnp.asarray(np.broadcast_to(base + ramp, (4, *IMAGE_SHAPE)), jnp.uint8)
+
+
+def adam_steps(model, params, images, steps: int, learning_rate: float = 1e-3):
+  """`steps` jitted Adam steps on one batch -> (losses, recon bits/dim), one entry a step."""
+  tx = optax.adam(learning_rate)
 
   @jax.jit
   def step(params, opt_state):
@@ -147,9 +146,21 @@ def test_a_few_adam_steps_lower_the_loss():
 
   opt_state = tx.init(params)
   losses, bits = [], []
-  for _ in range(24):  # the transposed-conv decoder (the default) starts slower than subpixel
+  for _ in range(steps):
     params, opt_state, loss, aux = step(params, opt_state)
     losses.append(float(loss))
     bits.append(float(aux["recon_bits_per_dim"]))
+  return losses, bits
+
+
+def test_a_few_adam_steps_lower_the_loss():
+  """Adam on `smooth_images`: loss and bits/dim fall.
+
+  The step count and learning rate stay below the point where, on so few vectors, the encoder
+  outruns the codebooks and the quantizer loss spikes (it recovers later; not tested here).
+  The transposed-conv decoder (the default) starts slower than subpixel, hence 24 steps.
+  """
+  model, params, _ = setup("dvq", "categorical256", batch=4, seed=1)
+  losses, bits = adam_steps(model, params, smooth_images(), 24)
   assert losses[-1] < losses[0] - 0.05, losses
   assert bits[-1] < bits[0] - 0.1, bits

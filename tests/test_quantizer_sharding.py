@@ -9,14 +9,10 @@ that the codes equal the unsharded codes. The same for the gradient of the VQ-VA
 """
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from tests.conftest import run_on_8_devices
 
 SCRIPT = r'''
 import json, re
@@ -74,10 +70,7 @@ print("REPORT " + json.dumps(report))
 
 @pytest.mark.slow
 def test_sharded_quantizers_search_only_their_own_rows():
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
-         "JAX_DEFAULT_MATMUL_PRECISION": "highest", "PYTHONPATH": str(ROOT)}
-  proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True,
-                        text=True, timeout=600)
+  proc = run_on_8_devices(SCRIPT)
   assert proc.returncode == 0, proc.stderr[-3000:]
   report = json.loads(proc.stdout.split("REPORT ", 1)[1])
   for name, found in report.items():

@@ -4,12 +4,7 @@ equals the unsharded computation (EMA update, dead-code restart, k-means init, L
 One subprocess, so XLA_FLAGS can give it 8 devices while the rest of the suite keeps one.
 """
 
-import os
-import pathlib
-import subprocess
-import sys
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from tests.conftest import run_on_8_devices
 
 _SCRIPT = r"""
 import jax, jax.numpy as jnp, numpy as np
@@ -47,8 +42,5 @@ print("OK")
 
 
 def test_toolbox_statistics_are_global_on_8_devices():
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
-         "JAX_DEFAULT_MATMUL_PRECISION": "highest", "PYTHONPATH": str(ROOT)}
-  proc = subprocess.run([sys.executable, "-c", _SCRIPT], cwd=ROOT, env=env, capture_output=True,
-                        text=True, timeout=600)
+  proc = run_on_8_devices(_SCRIPT)
   assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-3000:]

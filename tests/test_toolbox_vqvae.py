@@ -6,7 +6,6 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 import tensorflow_datasets as tfds
 
@@ -19,6 +18,8 @@ from dvq_jax.vqvae import evaluate
 from dvq_jax.vqvae import objective
 from dvq_jax.vqvae import train
 from tests.test_objective import IMAGE_SHAPE
+from tests.test_objective import adam_steps
+from tests.test_objective import smooth_images
 from tests.test_objective import tiny_config
 from tests.test_train import _small
 
@@ -145,13 +146,6 @@ def test_unigram_rate_uses_the_code_alphabet(quantizer):
                              columns.size / 4 * np.log2(alphabet) / 192, rtol=1e-9)
 
 
-def _smooth_images():
-  rng = np.random.default_rng(0)
-  base = rng.integers(60, 190, (4, 1, 1, 3))
-  ramp = np.arange(8)[None, None, :, None] * rng.integers(-6, 7, (4, 1, 1, 3))
-  return jnp.asarray(np.broadcast_to(base + ramp, (4, *IMAGE_SHAPE)), jnp.uint8)
-
-
 @pytest.mark.parametrize("quantizer,fields", [
     ("rvq", {}), ("fsq", {}), ("lfq", {}), ("dvq", {"cosine": True}),
     ("dvq", {"gradient_estimator": "rotation"}), ("rvq", {"gradient_estimator": "rotation"})])
@@ -160,22 +154,10 @@ def test_a_few_adam_steps_lower_the_loss(quantizer, fields):
   for key, value in fields.items():
     config[key] = value
   model = vqvae.build_model(config, IMAGE_SHAPE)
-  images = _smooth_images()
+  images = smooth_images()
   params = model.init(jax.random.key(1, impl="rbg"), images)["params"]
-  tx = optax.adam(1e-3)
-
-  @jax.jit
-  def step(params, opt_state):
-    (loss, aux), grads = jax.value_and_grad(objective.loss_fn, has_aux=True)(
-        params, model, images)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, aux
-
-  opt_state = tx.init(params)
-  bits = []
-  for _ in range(48):  # fsq's tanh-bounded grid starts slowest (~0.06 bits/dim in 24 steps)
-    params, opt_state, aux = step(params, opt_state)
-    bits.append(float(aux["recon_bits_per_dim"]))
+  # fsq's tanh-bounded grid starts slowest (~0.06 bits/dim in 24 steps), hence 48.
+  _, bits = adam_steps(model, params, images, 48)
   assert bits[-1] < bits[0] - 0.1, bits
 
 
