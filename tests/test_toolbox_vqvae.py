@@ -167,7 +167,6 @@ def test_a_few_adam_steps_lower_the_loss(quantizer, fields):
     ({"gradient_estimator": "sgd"}, "gradient_estimator = 'sgd' is unknown"),
     ({"quantizer": "lfq", "gradient_estimator": "rotation"}, "lfq uses straight_through"),
     ({"quantizer": "rvq", "cosine": True}, "cosine = True applies to quantizers"),
-    ({"cosine": 1}, "config.cosine = 1; set it to True or False"),
     ({"quantizer": "rvq", "num_stages": 0}, "num_stages = 0"),
     ({"quantizer": "lfq", "codebook_dim": 17}, "at most 16"),
     ({"quantizer": "lfq", "lfq_entropy_weight": -1.0}, "lfq_entropy_weight = -1.0"),
