@@ -8,7 +8,7 @@ order reversed every other round, so machine load hits all of them alike; the ta
 median step (images/s) over all rounds, the spread of the per-round medians, XLA's FLOPs per
 image for dvq_jax (`cost_analysis`) and the 1-minute load average. Hold the benchmark lock:
 
-  python3 -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install tensorflow-cpu tf_keras
+  python3 -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install tensorflow-cpu tf_keras pillow tqdm
   mkdir -p /tmp/dvq_official && git -C DVQ_CLONE archive HEAD dvq_model.py | tar -x -C /tmp/dvq_official
   flock /tmp/dvq_bench.lock nice -n 5 env PYTHONPATH=. python benchmarks/official_bench.py \
       --official_dir=/tmp/dvq_official --tf_python=/tmp/tfvenv/bin/python
@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import cifar10
+from dvq_jax.training import optim
 from dvq_jax.vqvae import train
 from dvq_jax.vqvae.model import build_model
 
@@ -55,7 +56,7 @@ class JaxStep:
                  f" {config.model.upsample}")
     self.batch = batch
     model = build_model(config, IMAGE_SHAPE)
-    tx = train.make_optimizer(config)
+    tx = optim.make_optimizer(config)
     rng = np.random.default_rng(0)
     self.images = jnp.asarray(rng.integers(0, 256, (batch, *IMAGE_SHAPE), dtype=np.uint8))
     params = model.init(jax.random.key(0), self.images)["params"]
@@ -102,7 +103,11 @@ def _start_tf(args) -> subprocess.Popen:
        f"--official_dir={args.official_dir}"],
       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
       env={**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"})
-  hello = json.loads(worker.stdout.readline())
+  line = worker.stdout.readline()
+  if not line:
+    sys.exit(f"error: the TF worker ({args.tf_python}) exited before it started; its stderr is "
+             "above (install tensorflow-cpu tf_keras pillow tqdm into that venv)")
+  hello = json.loads(line)
   print(f"official code: TensorFlow {hello['tensorflow']} ({args.tf_python})", flush=True)
   return worker
 
