@@ -1,0 +1,47 @@
+"""The JAX-only benchmark scripts run end to end at tiny sizes, so they cannot rot.
+
+(benchmarks/official_bench.py's `train.make_optimizer` went stale unnoticed once; the device
+check has its own test, tests/test_device_check.py.) Each case checks what the script reports,
+not only its exit status.
+"""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+CASES = {
+    # name: (script and arguments, regular expressions that must match a line of its output)
+    "official_bench": (["official_bench.py", "--no_tf", "--variants", "small", "--batches", "2",
+                        "--rounds", "1", "--steps", "1"],
+                       [r"^\| dvq_jax cifar10.py:small float32 transpose_phases \| 2 \| 109,944"]),
+    "quantizer_large_k": (["quantizer_large_k.py", "--vectors", "2048", "--codes", "1024",
+                           "--repeats", "1"], [r"codes identical: True$"]),
+    "quantizer_memory": (["quantizer_memory.py", "--vectors", "4096", "--codes", "1024"],
+                         [r"limit 4 GB: OK$"]),
+    "prior_sampling_bench": (["prior_sampling_bench.py", "--quick", "--num_samples", "2",
+                              "--grid", "2", "--repeats", "1"],
+                             [r"^\| KV cache \|", r"^\| no cache \(full forward per token\) \|"]),
+    # 8 simulated devices: the sharded search has no collective, the gathered baseline has one.
+    "quantizer_sharding": (["quantizer_sharding.py", "--per_device_batch", "2", "--repeats", "1"],
+                           [r"\| 8 \| sharded \|.*\| 0 / 0 \|$",
+                            r"\| 8 \| gathered \|.*\| [1-9]\d* / \d+ \|$"]),
+}
+
+
+@pytest.mark.slow  # 4-22 s each on 2 idle cores
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_benchmark_runs_at_tiny_size(name):
+  args, expected = CASES[name]
+  env = {**os.environ, "PYTHONPATH": str(ROOT)}
+  result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / args[0]), *args[1:]],
+                          capture_output=True, text=True, timeout=600, check=False, cwd=ROOT,
+                          env=env)
+  assert result.returncode == 0, result.stderr[-2000:]
+  for pattern in expected:
+    assert re.search(pattern, result.stdout, re.MULTILINE), (pattern, result.stdout[-3000:])
