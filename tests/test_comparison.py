@@ -15,6 +15,7 @@ from dvq_jax import vqvae
 from dvq_jax.errors import ConfigError
 from dvq_jax.training import sharding
 from dvq_jax.vqvae import evaluate
+from dvq_jax.vqvae import model_fields
 from dvq_jax.vqvae import objective
 from dvq_jax.vqvae import train
 from dvq_jax.vqvae.bottleneck import latent_channels
@@ -143,7 +144,7 @@ def test_grid_points_and_their_configs():
     # Every point quantizes the same 16-channel encoder output.
     assert latent_channels(model.quantizer, model.num_codebooks, model.codebook_dim) == 16
     assert point_config.num_train_steps == config.base.num_train_steps
-    rates.setdefault(p.quantizer, set()).add(objective.codes_per_image(
+    rates.setdefault(p.quantizer, set()).add(model_fields.codes_per_image(
         point_config, (32, 32, 3)) * np.log2(p.codebook_size) / 3072)
   assert min(rates["dvq"]) < max(rates["vq"]) and min(rates["vq"]) < max(rates["dvq"])
   config.grid.dvq = ((3, 16),)

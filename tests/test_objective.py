@@ -12,6 +12,7 @@ from dvq_jax.vqvae import defaults
 from dvq_jax.vqvae import likelihoods
 from dvq_jax import metrics
 from dvq_jax import vqvae
+from dvq_jax.vqvae import model_fields
 from dvq_jax.vqvae import objective
 from dvq_jax.errors import ConfigError
 
@@ -62,17 +63,17 @@ def test_bits_per_dim_helpers_on_known_values():
 def test_codes_per_image(quantizer, expected):
   config = defaults.learned_prior()  # L = 8, 2 downsamples
   config.quantizer = quantizer
-  assert objective.codes_per_image(config, (32, 32, 3)) == expected
+  assert model_fields.codes_per_image(config, (32, 32, 3)) == expected
 
 
 def test_codes_per_image_errors():
   config = defaults.learned_prior()
   with pytest.raises(ConfigError, match="do not divide by 2"):
-    objective.codes_per_image(config, (30, 32, 3))
+    model_fields.codes_per_image(config, (30, 32, 3))
   config.quantizer = "svq"
   config.num_codebooks = 3
   with pytest.raises(ConfigError, match="num_codebooks = 3"):
-    objective.codes_per_image(config, (32, 32, 3))
+    model_fields.codes_per_image(config, (32, 32, 3))
 
 
 @pytest.mark.parametrize("likelihood", ["categorical256", "mse"])

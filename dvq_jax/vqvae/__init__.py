@@ -5,12 +5,12 @@ from dvq_jax.vqvae.bottleneck import COSINE_QUANTIZERS
 from dvq_jax.vqvae.bottleneck import QUANTIZERS
 from dvq_jax.vqvae.bottleneck import Quantizer
 from dvq_jax.vqvae.bottleneck import codes_by_codebook
-from dvq_jax.vqvae.model import DTYPES
 from dvq_jax.vqvae.model import VQVAE
 from dvq_jax.vqvae.model import ModelOutput
 from dvq_jax.vqvae.model import build_model
-from dvq_jax.vqvae.model import code_alphabet_size
-from dvq_jax.vqvae.model import codes_per_image
+from dvq_jax.vqvae.model_fields import DTYPES
+from dvq_jax.vqvae.model_fields import code_alphabet_size
+from dvq_jax.vqvae.model_fields import codes_per_image
 
 __all__ = [
     "COSINE_QUANTIZERS",

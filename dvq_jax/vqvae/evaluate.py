@@ -25,7 +25,8 @@ from dvq_jax import figures
 from dvq_jax.vqvae import likelihoods
 from dvq_jax import metrics
 from dvq_jax.vqvae import objective
-from dvq_jax.vqvae.model import code_alphabet_size
+from dvq_jax.vqvae.model_fields import code_alphabet_size
+from dvq_jax.vqvae.model_fields import codes_per_image
 from dvq_jax.training import sharding
 
 
@@ -44,7 +45,7 @@ def finalize(sums: dict, config: ml_collections.ConfigDict, image_shape,
   count = float(sums["count"])
   recon = float(metrics.recon_bits_per_dim(float(sums["nll_nats"]) / count, dims))
   rate = metrics.rate_bits_per_dim(
-      objective.codes_per_image(config, image_shape), code_alphabet_size(config), dims)
+      codes_per_image(config, image_shape), code_alphabet_size(config), dims)
   rate_unigram = metrics.unigram_code_bits(train_counts, sums["code_counts"]) / (count * dims)
   return {
       "recon_bits_per_dim": recon,

@@ -11,7 +11,7 @@ from dvq_jax.vqvae import likelihoods
 from dvq_jax import metrics
 from dvq_jax.vqvae.model import VQVAE
 from dvq_jax.vqvae.bottleneck import codes_by_codebook
-from dvq_jax.vqvae.model import codes_per_image
+from dvq_jax.vqvae.model_fields import codes_per_image
 
 __all__ = ["code_counts", "codes_per_image", "encode_code_counts", "eval_stats", "loss_and_output",
            "loss_fn"]

@@ -66,7 +66,7 @@ def check_codebook_learning(config: ml_collections.ConfigDict) -> None:
 
 def check_kmeans_vectors(config: ml_collections.ConfigDict, image_shape) -> None:
   """k-means needs at least K vectors per codebook in its `kmeans_batches` batches."""
-  from dvq_jax.vqvae.model import codes_per_image  # pylint: disable=g-import-not-at-top
+  from dvq_jax.vqvae.model_fields import codes_per_image  # pylint: disable=g-import-not-at-top
 
   if not config.kmeans_init:
     return
