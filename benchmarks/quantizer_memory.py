@@ -1,4 +1,4 @@
-"""Peak memory of `depthwise_quantize` forward where an (L, N, K) distance matrix cannot exist.
+"""Peak memory of a quantizer where an (L, N, K) distance matrix cannot exist.
 
 N = 1,048,576 vectors, L = 8 codebooks of K = 65,536 codes, D = 4 (so z is (N, 32) float32,
 128 MiB). The full distance matrix would be L*N*K*4 bytes = 2 TiB; the nearest-code kernel
@@ -6,6 +6,11 @@ streams it in blocks, so the process must stay far below 4 GB of resident memory
 
     python benchmarks/quantizer_memory.py            # the full size, several minutes on 2 cores
     python benchmarks/quantizer_memory.py --vectors 65536   # a quick smaller run
+
+`--family rvq` times `residual_quantize` instead (z (N, D), L stages of K codes: each stage's
+search is blocked like DVQ's), `--family lfq` `lookup_free_quantize` on z (N, log2 K) (its batch
+entropy needs the (N, K) soft assignment, streamed in row blocks); `--grad` measures
+forward+backward of sum(quantized) + loss instead of the forward alone.
 """
 
 import argparse
@@ -19,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import psutil
 
-from dvq_jax.quantizers import depthwise_quantize
+from dvq_jax import quantizers
 
 LIMIT_BYTES = 4 * 10**9
 
@@ -34,29 +39,47 @@ def main():
   parser.add_argument("--codebooks", type=int, default=8, help="L")
   parser.add_argument("--codes", type=int, default=1 << 16, help="K")
   parser.add_argument("--dim", type=int, default=4, help="D per codebook")
+  parser.add_argument("--family", choices=("dvq", "rvq", "lfq"), default="dvq")
+  parser.add_argument("--grad", action="store_true", help="forward+backward, not forward alone")
   args = parser.parse_args()
   num, levels, size, dim = args.vectors, args.codebooks, args.codes, args.dim
-  print(f"# quantizer_memory: N={num} vectors, L={levels}, K={size}, D={dim};"
+  if args.family == "lfq":
+    levels, dim = 1, size.bit_length() - 1
+    if 1 << dim != size or dim > 16:
+      parser.error(f"--family lfq needs --codes a power of two <= 65536, not {size}")
+  print(f"# quantizer_memory {args.family}{' fwd+bwd' if args.grad else ' fwd'}: N={num} vectors,"
+        f" L={levels}, K={size}, D={dim};"
         f" {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC;"
         f" {psutil.cpu_count()} CPUs,"
         f" python {platform.python_version()}, jax {jax.__version__}")
 
   key_z, key_e = jax.random.split(jax.random.key(0))
-  z = jax.random.normal(key_z, (num, levels * dim), jnp.float32)
+  width = dim if args.family == "rvq" else levels * dim
+  z = jax.random.normal(key_z, (num, width), jnp.float32)
   codebooks = jax.random.normal(key_e, (levels, size, dim), jnp.float32)
-  forward = jax.jit(lambda z, e: depthwise_quantize(z, e))
+  quantize = {"dvq": quantizers.depthwise_quantize, "rvq": quantizers.residual_quantize,
+              "lfq": lambda z, e: quantizers.lookup_free_quantize(z)}[args.family]
+  if args.grad:
+    def objective(z, e):
+      out = quantize(z, e)
+      return jnp.sum(out.quantized) + out.loss, out
+    forward = jax.jit(jax.grad(objective, argnums=(0, 1), has_aux=True))
+  else:
+    forward = jax.jit(quantize)
   start = time.perf_counter()
   compiled = forward.lower(z, codebooks).compile()
   compile_s = time.perf_counter() - start
   rss_before = peak_rss_bytes()
   start = time.perf_counter()
   out = jax.block_until_ready(compiled(z, codebooks))
+  if args.grad:
+    out = out[1]
   run_s = time.perf_counter() - start
   peak = peak_rss_bytes()
 
   distances = num * levels * size
   print(f"full distance matrix would be {4 * distances / 2**40:.3f} TiB")
-  print(f"compile {compile_s:.1f} s; forward {run_s:.1f} s"
+  print(f"compile {compile_s:.1f} s; {'forward+backward' if args.grad else 'forward'} {run_s:.1f} s"
         f" ({distances / run_s / 1e9:.2f} G distances/s,"
         f" {2 * distances * dim / run_s / 1e9:.1f} GFLOP/s)")
   print(f"peak RSS {peak / 2**30:.2f} GiB (before the forward call: {rss_before / 2**30:.2f} GiB);"

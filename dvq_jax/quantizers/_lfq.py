@@ -14,8 +14,10 @@ from dvq_jax.quantizers._quantize import QuantizerOutput
 
 # The codebook entropy needs the soft assignment over all 2^D codes.
 _MAX_BITS = 16
-# Rows per block of the (rows, 2^D) soft assignment, as in nearest_codes: about 4 MiB.
+# Rows per block of the (rows, 2^D) soft assignment, as in nearest_codes: about 4 MiB, but at
+# least _MIN_ROWS rows (64 MiB at 2^16 codes) so large codebooks still get GEMM-sized blocks.
 _TILE_BYTES = 4 << 20
+_MIN_ROWS = 256
 
 
 def lfq_lookup(codes: jax.Array, num_bits: int, dtype=jnp.float32) -> jax.Array:
@@ -33,7 +35,7 @@ def _codebook_entropy(logits_z: jax.Array, log_norm: jax.Array) -> jax.Array:
   num_rows, num_bits = logits_z.shape
   size = 1 << num_bits
   codebook = lfq_lookup(jnp.arange(size), num_bits)  # (2^D, D)
-  rows = max(1, min(num_rows, _TILE_BYTES // (4 * size)))
+  rows = max(1, min(num_rows, max(_MIN_ROWS, _TILE_BYTES // (4 * size))))
   if rows == num_rows:  # one block: no loop
     probs = jnp.exp(logits_z @ codebook.T - log_norm[:, None])
     mean_probs = jnp.mean(probs, axis=0)
@@ -48,8 +50,12 @@ def _codebook_entropy(logits_z: jax.Array, log_norm: jax.Array) -> jax.Array:
     a, norm = args
     return jnp.sum(jnp.exp(a @ codebook.T - norm[:, None]), axis=0)
 
+  def accumulate(total, block):  # a running (2^D,) sum: no (blocks, 2^D) stack, nor its cotangent
+    return total + block_sum(block), None
+
   blocks = (logits_z.reshape(num_blocks, rows, num_bits), log_norm.reshape(num_blocks, rows))
-  mean_probs = jnp.sum(jax.lax.map(block_sum, blocks), axis=0) / num_rows
+  total, _ = jax.lax.scan(accumulate, jnp.zeros(size, jnp.float32), blocks)
+  mean_probs = total / num_rows
   return -jnp.sum(mean_probs * jnp.log(jnp.maximum(mean_probs, 1e-30)))
 
 
