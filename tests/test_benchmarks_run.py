@@ -20,6 +20,13 @@ CASES = {
     "official_bench": (["official_bench.py", "--no_tf", "--variants", "small", "--batches", "2",
                         "--rounds", "1", "--steps", "1"],
                        [r"^\| dvq_jax cifar10.py:small float32 transpose_phases \| 2 \| 109,944"]),
+    # The layers are read off the :official,small model; the first conv gets no input gradient.
+    "layer_bench": (["layer_bench.py", "--no_tf", "--small", "--rounds", "1", "--repeats", "1"],
+                    [r"^\| encoder/Conv_0 \| conv 3x3/2 3->16 \(no input grad\) \| 1 \|"
+                     r" 2x32x32x3 -> 2x16x16x16 \|",
+                     r"^\| quantize \| depthwise_quantize L=2 K=16 D=4 \| 1 \|",
+                     r"^\| decoder/Upsample_2/ConvTranspose_0 \| conv_transpose_phases 4x4/2"
+                     r" 8->768 \|", r"^\| \*\*total\*\* \(x count\) \|"]),
     "quantizer_large_k": (["quantizer_large_k.py", "--vectors", "2048", "--codes", "1024",
                            "--repeats", "1"], [r"codes identical: True$"]),
     "quantizer_memory": (["quantizer_memory.py", "--vectors", "4096", "--codes", "1024"],
