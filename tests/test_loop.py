@@ -14,6 +14,9 @@ from tensorboard.backend.event_processing import event_accumulator
 from dvq_jax.errors import NumericalError
 from dvq_jax.training import loop
 from dvq_jax.training import optim
+from dvq_jax.training import sharding
+from dvq_jax.vqvae.model import build_model
+from tests import config_files
 from dvq_jax.training.progress import Progress
 from dvq_jax.training.writers import MetricWriter
 
@@ -70,6 +73,22 @@ def test_any_model_trains_and_resumes_exactly(tmp_path):
     assert one["step"] == other["step"] and one["train/loss"] == other["train/loss"]
   assert json.loads((tmp_path / "resumed" / "eval.json").read_text())["step"] == 6
   assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the loop's handler is gone
+
+
+
+def test_initial_state_compiled_for_speed_equals_the_default_compile_bit_for_bit():
+  # The loop compiles init at LLVM -O1 on CPU; its params must be the ones -O3 gives.
+  model = build_model(config_files.load("configs/demo.py:small"))
+  images = jnp.zeros((1, 32, 32, 3), jnp.uint8)
+  init = lambda key: model.init(key, images)["params"]
+  key = jax.random.key(3)
+  replicated = sharding.replicated(sharding.make_mesh())
+  fast = loop.initial_state(init, key, replicated)
+  default = jax.jit(init, out_shardings=replicated)(key)
+  assert jax.tree.structure(fast) == jax.tree.structure(default)
+  for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(default)):
+    np.testing.assert_array_equal(a, b)
+  assert sum(np.count_nonzero(leaf) for leaf in jax.tree.leaves(fast)) > 10_000  # random kernels
 
 
 def test_nan_stops_with_the_metric_and_the_step(tmp_path):

@@ -5,8 +5,8 @@ A model supplies four pure parts and the loop does the rest:
   init_state(key) -> state
       The whole train state as a pytree: a dict with an int32 scalar `"step"` (the number of
       steps taken) and whatever else the model needs (`"params"`, `"opt_state"`, ...). It must
-      be jittable: the loop builds the state with `jax.jit(init_state, out_shardings=...)`,
-      replicated over the mesh, unless a checkpoint restores it. Shapes come from
+      be jittable: the loop builds the state with `initial_state` (a `jax.jit` with
+      `out_shardings`), replicated over the mesh, unless a checkpoint restores it. Shapes come from
       `jax.eval_shape(init_state, key)`; `key = jax.random.key(config.seed)`.
   train_step(state, batch) -> (state, metrics)
       One step; `metrics` is a dict of float32 arrays (scalars, or small per-codebook vectors).
@@ -114,6 +114,19 @@ class _StopSignal:
     return self.received
 
 
+# The state is built once per run and never timed, so on CPU it is compiled for compile speed:
+# LLVM -O1 instead of XLA's default -O3 compiles a VQ-VAE's init 3-5x faster (2-2.5 s instead
+# of 5-10 s on 2 cores), with bit-identical params on every config (tests/test_loop.py,
+# benchmarks/RESULTS.md "Test-suite time"). Other backends keep their defaults.
+_CPU_INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
+def initial_state(init_state: Callable[[jax.Array], dict], key: jax.Array, out_shardings):
+  """`jax.jit(init_state, out_shardings=out_shardings)(key)`, compiled fast on CPU."""
+  options = _CPU_INIT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+  return jax.jit(init_state, out_shardings=out_shardings, compiler_options=options)(key)
+
+
 def _check_finite(window: list[tuple[int, dict]]) -> None:
   for step, metrics in window:
     for name, value in metrics.items():
@@ -184,7 +197,7 @@ def run(
   checkpointer = checkpointing.Checkpointer(workdir, config.keep_checkpoints, log)
   state = checkpointer.restore_latest(abstract)
   if state is None:
-    state = jax.jit(init_state, out_shardings=state_sharding)(key)
+    state = initial_state(init_state, key, state_sharding)
     if init_from_data is not None:
       state = jax.device_put(init_from_data(state), state_sharding)
       checkpointer.save(0, state)
