@@ -178,7 +178,7 @@ import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from dvq_jax import data as data_lib
 from dvq_jax import vqvae
-from dvq_jax.training import optim
+from dvq_jax.training import loop, optim
 from dvq_jax.vqvae import codebook_learning, defaults
 
 assert jax.device_count() == 8
@@ -192,7 +192,8 @@ for quantizer in ("dvq", "svq"):
   config.codebook_update, config.dead_code_threshold = "ema", 3.0
   model = vqvae.build_model(config, (16, 16, 3))
   tx = optim.make_optimizer(config)
-  params = model.init(jax.random.key(0), images[:1])["params"]
+  params = loop.initial_state(lambda k: model.init(k, images[:1])["params"], jax.random.key(0),
+                              rep)
   state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params),
            "codebook_state": codebook_learning.init_codebook_state(
                config, params["quantize"]["codebooks"])}
