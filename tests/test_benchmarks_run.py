@@ -27,6 +27,9 @@ CASES = {
                      r"^\| quantize \| depthwise_quantize L=2 K=16 D=4 \| 1 \|",
                      r"^\| decoder/Upsample_2/ConvTranspose_0 \| conv_transpose_phases 4x4/2"
                      r" 8->768 \|", r"^\| \*\*total\*\* \(x count\) \|"]),
+    "init_compile": (["init_compile.py", "configs/demo.py:small"],
+                     [r"^\| configs/demo.py:small \| [\d,]+ \| [\d.]+ \| [\d.]+ \| [\d.]+x \|"
+                      r" True \|$"]),
     "quantizer_large_k": (["quantizer_large_k.py", "--vectors", "2048", "--codes", "1024",
                            "--repeats", "1"], [r"codes identical: True$"]),
     "quantizer_memory": (["quantizer_memory.py", "--vectors", "4096", "--codes", "1024"],
