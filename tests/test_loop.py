@@ -15,10 +15,10 @@ from dvq_jax.errors import NumericalError
 from dvq_jax.training import loop
 from dvq_jax.training import optim
 from dvq_jax.training import sharding
-from dvq_jax.vqvae.model import build_model
-from tests import config_files
 from dvq_jax.training.progress import Progress
 from dvq_jax.training.writers import MetricWriter
+from dvq_jax.vqvae.model import build_model
+from tests import config_files
 
 
 def _config(**overrides) -> ml_collections.ConfigDict:
@@ -73,7 +73,6 @@ def test_any_model_trains_and_resumes_exactly(tmp_path):
     assert one["step"] == other["step"] and one["train/loss"] == other["train/loss"]
   assert json.loads((tmp_path / "resumed" / "eval.json").read_text())["step"] == 6
   assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the loop's handler is gone
-
 
 
 def test_initial_state_compiled_for_speed_equals_the_default_compile_bit_for_bit():
