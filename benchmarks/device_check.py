@@ -14,9 +14,9 @@ Prints, for the backend JAX finds (GPU, TPU or CPU):
          `(L, N, K)` and `jnp.argmin` (what XLA fuses on GPU/TPU; it holds L*N*K floats,
          34 GB at the large size).
      Both must choose the same codes; pick the faster per backend from these numbers.
-`--small` (or DVQ_DEVICE_CHECK_SMALL=1) shrinks everything so the script runs in about a minute
-on CPU (tests/test_device_check.py runs it that way so it cannot rot). The full check is sized
-for < 5 minutes on one GPU/TPU:
+`--small` (or DVQ_DEVICE_CHECK_SMALL=1) shrinks everything (one batch size) so the script runs
+in about half a minute on CPU (tests/test_device_check.py runs it that way so it cannot rot).
+The full check is sized for < 5 minutes on one GPU/TPU:
 
   bash benchmarks/device_check.sh           # on the accelerator host
   bash benchmarks/device_check.sh --small   # anywhere
@@ -34,6 +34,7 @@ import numpy as np
 
 from configs import cifar10
 from dvq_jax import quantizers as q
+from dvq_jax.training import loop
 from dvq_jax.training import optim
 from dvq_jax.vqvae import train
 from dvq_jax.vqvae.model import build_model
@@ -47,7 +48,7 @@ PEAK_TFLOPS = {
 }
 FULL = {"batches": (128, 512), "quantizer": ((8192, 8, 32, 512), (262144, 8, 32, 4096)),
         "repeats": 10}
-SMALL = {"batches": (2, 4), "quantizer": ((256, 2, 8, 16), (1024, 2, 8, 64)), "repeats": 2}
+SMALL = {"batches": (4,), "quantizer": ((256, 2, 8, 16), (1024, 2, 8, 64)), "repeats": 2}
 
 
 def plain_depthwise_quantize(z: jax.Array, codebooks: jax.Array, beta: float):
@@ -98,8 +99,11 @@ def check_train_step(batch: int, dtype: str, small: bool, repeats: int, peak: fl
   tx = optim.make_optimizer(config)
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8))
-  params = model.init(jax.random.key(0), images[:1])["params"]
-  state = {"step": jnp.int32(0), "params": params, "opt_state": tx.init(params)}
+
+  def init_state(key):
+    params = model.init(key, images[:1])["params"]
+    return {"step": jnp.int32(0), "params": params, "opt_state": tx.init(params)}
+  state = loop.initial_state(init_state, jax.random.key(0), None)
   step = jax.jit(functools.partial(train.train_step, model=model, tx=tx), donate_argnums=0)
   start = time.perf_counter()
   compiled = step.lower(state, images).compile()

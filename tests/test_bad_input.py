@@ -1,4 +1,7 @@
-"""Bad input, table-driven: one-line `error:` message, exit code 2, no traceback, no compute."""
+"""Bad input, table-driven: one-line `error:` message, exit code 2, no traceback, no compute.
+
+Config values are checked in this process through `main.run` (what the CLI calls after parsing
+its flags); what only the command line sees runs as `python -m dvq_jax.main` subprocesses."""
 
 import os
 import pathlib
@@ -8,6 +11,10 @@ import sys
 import numpy as np
 import pytest
 
+from dvq_jax import main
+from dvq_jax.errors import ConfigError
+from tests import config_files
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEMO = "--config=configs/demo.py:small"
 
@@ -15,14 +22,45 @@ DEMO = "--config=configs/demo.py:small"
 def _npz(tmp: pathlib.Path, name: str, **arrays) -> str:
   path = tmp / f"{name}.npz"
   np.savez(path, **arrays)
-  return f"--config.dataset=npz:{path}"
+  return f"npz:{path}"
 
 
-def _cases(tmp: pathlib.Path):
+def _value_cases(tmp: pathlib.Path):
+  """Mistakes in config values, fed to `main.run` in this process (the call the CLI makes)."""
   images = np.zeros((4, 32, 32, 3), np.uint8)
   (tmp / "empty" / "train").mkdir(parents=True)
   (tmp / "empty" / "test").mkdir(parents=True)
   (tmp / "a_file").write_text("not a directory")
+  return {
+      # name: (config overrides, expected fragment of the message, workdir if not the default)
+      "unknown dataset": ({"dataset": "mnist_typo"}, "mnist_typo", None),
+      "image size vs downsampling": ({"model.num_downsamples": 6}, "num_downsamples", None),
+      "latent channels not L*D": ({"model.latent_channels": 7}, "latent_channels", None),
+      "K < 1": ({"codebook_size": 0}, "codebook_size", None),
+      "L < 1": ({"num_codebooks": 0}, "num_codebooks", None),
+      "zero learning rate": ({"learning_rate": 0.0}, "learning_rate", None),
+      "negative learning rate": ({"learning_rate": -1e-3}, "learning_rate", None),
+      "unwritable workdir": ({}, "not writable", tmp / "a_file" / "run"),
+      "npz without test": ({"dataset": _npz(tmp, "no_test", train=images)}, "test", None),
+      "npz wrong dtype": ({"dataset": _npz(tmp, "float", train=images.astype(np.float32),
+                                           test=images.astype(np.float32))}, "uint8", None),
+      "npz wrong rank": ({"dataset": _npz(tmp, "rank3", train=images[..., 0],
+                                          test=images[..., 0])}, "rank", None),
+      "empty image folder": ({"dataset": f"folder:{tmp / 'empty'}"}, "empty", None),
+      "unknown quantizer": ({"quantizer": "pq"}, "quantizer", None),
+      "unknown likelihood": ({"likelihood": "gauss"}, "likelihood", None),
+      "svq groups vs positions": ({"quantizer": "svq", "num_codebooks": 3}, "num_codebooks",
+                                  None),
+      "unknown upsampling": ({"model.upsample": "nearest"}, "upsample", None),
+      "negative beta": ({"beta": -1.0}, "beta", None),
+      "unknown experiment": ({"experiment": "gan"}, "experiment", None),
+  }
+
+
+def _cli_cases(tmp: pathlib.Path):
+  """Mistakes only the command line sees (flags, config files, devices, logging), plus two value
+  mistakes that show a ConfigError from inside a run becomes the one `error:` line."""
+  images = np.zeros((4, 32, 32, 3), np.uint8)
   configs = {"raises": "  raise RuntimeError('no GPU here')", "name_error": "  return undefined",
              "key_error": "  return {}['missing']"}
   for name, body in configs.items():
@@ -31,33 +69,10 @@ def _cases(tmp: pathlib.Path):
   (tmp / "tfds" / "cifar10" / "3.0.2").mkdir(parents=True)  # a version folder, not prepared
   return {
       # name: (argv after the module, expected fragment of the message, extra env)
-      "unknown dataset": ([DEMO, "--config.dataset=mnist_typo"], "mnist_typo", {}),
-      "image size vs downsampling": (
-          [DEMO, "--config.model.num_downsamples=6"], "num_downsamples", {}),
-      "latent channels not L*D": ([DEMO, "--config.model.latent_channels=7"], "latent_channels",
-                                  {}),
-      "K < 1": ([DEMO, "--config.codebook_size=0"], "codebook_size", {}),
-      "L < 1": ([DEMO, "--config.num_codebooks=0"], "num_codebooks", {}),
       "batch vs devices": ([DEMO, "--config.batch_size=12"], "divisible by the 8 devices",
                            {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}),
-      "zero learning rate": ([DEMO, "--config.learning_rate=0"], "learning_rate", {}),
-      "negative learning rate": ([DEMO, "--config.learning_rate=-1e-3"], "learning_rate", {}),
-      "unwritable workdir": ([DEMO, f"--workdir={tmp / 'a_file' / 'run'}"], "not writable", {}),
-      "npz without test": ([DEMO, _npz(tmp, "no_test", train=images)], "test", {}),
-      "npz wrong dtype": ([DEMO, _npz(tmp, "float", train=images.astype(np.float32),
-                                      test=images.astype(np.float32))], "uint8", {}),
-      "npz wrong rank": ([DEMO, _npz(tmp, "rank3", train=images[..., 0], test=images[..., 0])],
-                         "rank", {}),
-      "empty image folder": ([DEMO, f"--config.dataset=folder:{tmp / 'empty'}"], "empty", {}),
-      "unknown quantizer": ([DEMO, "--config.quantizer=pq"], "quantizer", {}),
-      "unknown likelihood": ([DEMO, "--config.likelihood=gauss"], "likelihood", {}),
       "unknown field override": ([DEMO, "--config.num_codebook=3"], "num_codebook", {}),
       "missing config file": (["--config=configs/nope.py"], "nope.py", {}),
-      "svq groups vs positions": ([DEMO, "--config.quantizer=svq", "--config.num_codebooks=3"],
-                                  "num_codebooks", {}),
-      "unknown upsampling": ([DEMO, "--config.model.upsample=nearest"], "upsample", {}),
-      "negative beta": ([DEMO, "--config.beta=-1.0"], "beta", {}),
-      "unknown experiment": ([DEMO, "--config.experiment=gan"], "experiment", {}),
       "missing workdir flag": ([DEMO, "--workdir="], "workdir", {}),
       "config raises": ([f"--config={tmp / 'raises.py'}"],
                         "raises.py failed at line 2: RuntimeError: no GPU here", {}),
@@ -71,8 +86,10 @@ def _cases(tmp: pathlib.Path):
                        "unknown config field 'quantiser'; did you mean 'quantizer'?", {}),
       "typo'd nested field": ([DEMO, "--config.model.hiden_channels=8"],
                               "did you mean 'model.hidden_channels'?", {}),
+      "K < 1": ([DEMO, "--config.codebook_size=0"], "codebook_size", {}),
       "npz smaller than a batch": (
-          [DEMO, _npz(tmp, "tiny", train=images, test=images), "--config.batch_size=8"],
+          [DEMO, f"--config.dataset={_npz(tmp, 'tiny', train=images, test=images)}",
+           "--config.batch_size=8"],
           "exceeds the 4 training images", {}),
       "TFDS not prepared": (
           [DEMO, "--config.dataset=cifar10", f"--config.data_dir={tmp / 'tfds'}"],
@@ -85,10 +102,30 @@ ONLY_THE_ERROR = ("TFDS not prepared", "config raises", "workdir without config"
                   "npz smaller than a batch")
 
 
-@pytest.mark.slow  # 31 processes, each importing JAX: ~1 min of CPU
-def test_bad_input_table(tmp_path):
-  cases = _cases(tmp_path)
-  assert len(cases) >= 15
+def test_bad_config_values_raise_one_line_before_compute(tmp_path):
+  failures = []
+  for name, (overrides, fragment, workdir) in _value_cases(tmp_path).items():
+    config = config_files.load("configs/demo.py:small")
+    for key, value in overrides.items():
+      *parents, leaf = key.split(".")
+      target = config
+      for parent in parents:
+        target = target[parent]
+      target[leaf] = value
+    workdir = workdir or tmp_path / "runs" / name.replace(" ", "_").replace("*", "x")
+    try:
+      main.run(config, str(workdir))
+      failures.append(f"{name}: no error")
+    except ConfigError as e:
+      message = str(e)
+      if "\n" in message or fragment not in message or (workdir / "checkpoints").exists():
+        failures.append(f"{name}: {message!r}")
+  assert not failures, "\n".join(failures)
+
+
+@pytest.mark.slow  # 14 processes, each importing JAX: ~50 s of CPU
+def test_bad_command_lines_exit_2_with_one_error_line(tmp_path):
+  cases = _cli_cases(tmp_path)
   procs = {}
   for name, (argv, _, env) in cases.items():
     workdir = tmp_path / "runs" / name.replace(" ", "_").replace("*", "x").replace("'", "")
