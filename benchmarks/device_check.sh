@@ -3,5 +3,5 @@
 # Usage: bash benchmarks/device_check.sh [--small] [--peak_tflops_bf16 989]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
-PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" exec python benchmarks/device_check.py "$@"
+cd "${root}"
+PYTHONPATH="${root}${PYTHONPATH:+:${PYTHONPATH}}" exec python benchmarks/device_check.py "$@"
