@@ -13,7 +13,7 @@ import pytest
 
 from dvq_jax import main
 from dvq_jax.errors import ConfigError
-from tests import config_files
+from tests.test_train import _small
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEMO = "--config=configs/demo.py:small"
@@ -23,6 +23,10 @@ def _npz(tmp: pathlib.Path, name: str, **arrays) -> str:
   path = tmp / f"{name}.npz"
   np.savez(path, **arrays)
   return f"npz:{path}"
+
+
+def _workdir(tmp: pathlib.Path, name: str) -> pathlib.Path:
+  return tmp / "runs" / name.replace(" ", "_").replace("*", "x").replace("'", "")
 
 
 def _value_cases(tmp: pathlib.Path):
@@ -105,14 +109,8 @@ ONLY_THE_ERROR = ("TFDS not prepared", "config raises", "workdir without config"
 def test_bad_config_values_raise_one_line_before_compute(tmp_path):
   failures = []
   for name, (overrides, fragment, workdir) in _value_cases(tmp_path).items():
-    config = config_files.load("configs/demo.py:small")
-    for key, value in overrides.items():
-      *parents, leaf = key.split(".")
-      target = config
-      for parent in parents:
-        target = target[parent]
-      target[leaf] = value
-    workdir = workdir or tmp_path / "runs" / name.replace(" ", "_").replace("*", "x")
+    config = _small("demo", **overrides)
+    workdir = workdir or _workdir(tmp_path, name)
     try:
       main.run(config, str(workdir))
       failures.append(f"{name}: no error")
@@ -128,7 +126,7 @@ def test_bad_command_lines_exit_2_with_one_error_line(tmp_path):
   cases = _cli_cases(tmp_path)
   procs = {}
   for name, (argv, _, env) in cases.items():
-    workdir = tmp_path / "runs" / name.replace(" ", "_").replace("*", "x").replace("'", "")
+    workdir = _workdir(tmp_path, name)
     if not any(a.startswith("--workdir") for a in argv):
       argv = [*argv, f"--workdir={workdir}"]
     procs[name] = (workdir, subprocess.Popen(
