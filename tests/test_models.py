@@ -5,6 +5,8 @@ rbg in ~2 s; the forward/backward passes run eagerly, so the op compilations are
 between the twelve quantizer x head models instead of one jit compile each.
 """
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -157,6 +159,34 @@ def test_transpose_phases_is_conv_transpose_forward_and_gradients(float32_output
   grads = jax.grad(loss, argnums=(1, 2))(phases, params, x)
   for g, g_ref in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_ref)):
     np.testing.assert_allclose(g, g_ref, rtol=1e-5, atol=1e-4)
+
+
+def test_bfloat16_head_gradient_gemms_run_in_bfloat16_and_match_float32():
+  """The bfloat16 head (float32 logits) has bfloat16 gradient GEMMs, gradients close to the
+  float32 layer's. Plain autodiff of the float32-output dot upcast both to float32."""
+  x = jax.random.normal(jax.random.key(0), (2, 5, 6, 7))
+  cotangent = jax.random.normal(jax.random.key(3), (2, 10, 12, 9))
+  layer16 = layers.ConvTransposePhases(9, dtype=jnp.bfloat16, float32_output=True)
+  layer32 = layers.ConvTransposePhases(9)
+  params = layer32.init(jax.random.key(1), x)
+
+  def loss(module, p, v):
+    out = module.apply(p, v)
+    assert out.dtype == jnp.float32
+    return jnp.sum(out * cotangent)
+
+  grad16 = jax.jit(jax.value_and_grad(functools.partial(loss, layer16), argnums=(0, 1)))
+  dots = [line for line in grad16.lower(params, x).as_text().splitlines()
+          if "stablehlo.dot_general" in line]
+  assert len(dots) == 12, dots  # 4 phases x (forward, input gradient, kernel gradient)
+  for line in dots:
+    operands = line.rsplit(":", 1)[1].split("->")[0]
+    assert operands.count("bf16") == 2 and "f32" not in operands, line
+  _, grads16 = grad16(params, x)
+  grads32 = jax.grad(functools.partial(loss, layer32), argnums=(0, 1))(params, x)
+  for g16, g32 in zip(jax.tree.leaves(grads16), jax.tree.leaves(grads32)):
+    assert g16.dtype == g32.dtype == jnp.float32
+    np.testing.assert_allclose(g16, g32, rtol=0, atol=2e-2 * np.abs(g32).max())
 
 
 def test_transpose_phases_matches_the_transpose_decoder_with_the_same_params():

@@ -41,6 +41,40 @@ def depth_to_space(x: jax.Array, block: int) -> jax.Array:
   return x.reshape(batch, height * block, width * block, out)
 
 
+@jax.custom_vjp
+def float32_output_matmul(x: jax.Array, w: jax.Array) -> jax.Array:
+  """`x @ w` accumulated and returned in float32, for x and w in a low-precision compute dtype.
+
+  Forward as `jnp.matmul(x, w, preferred_element_type=jnp.float32)`. The backward pass casts
+  the float32 cotangent to x's dtype before the two gradient GEMMs, so they run in the compute
+  dtype as every other layer's do (accumulating in float32). Plain autodiff would instead
+  upcast x and w to float32 for them: in the bfloat16 `:official` train step on this CPU,
+  the head's input-gradient GEMMs then took 80 ms each against ~30 ms (benchmarks/RESULTS.md).
+  Gradients are those of a bfloat16 layer (rounded like every other layer's), not float32's.
+
+  >>> import jax.numpy as jnp
+  >>> float32_output_matmul(jnp.ones((1, 2), jnp.bfloat16), jnp.ones((2, 1), jnp.bfloat16)).dtype
+  dtype('float32')
+  """
+  return jnp.matmul(x, w, preferred_element_type=jnp.float32)
+
+
+def _float32_output_matmul_fwd(x, w):
+  return float32_output_matmul(x, w), (x, w)
+
+
+def _float32_output_matmul_bwd(residuals, g):
+  x, w = residuals
+  g = g.astype(x.dtype)
+  dx = jnp.matmul(g, jnp.swapaxes(w, -1, -2), preferred_element_type=jnp.float32)
+  dw = jnp.matmul(x.reshape(-1, x.shape[-1]).T, g.reshape(-1, g.shape[-1]),
+                  preferred_element_type=jnp.float32)
+  return dx.astype(x.dtype), dw.astype(w.dtype)
+
+
+float32_output_matmul.defvjp(_float32_output_matmul_fwd, _float32_output_matmul_bwd)
+
+
 def conv_transpose_phases(x: jax.Array, kernel: jax.Array,
                           preferred_element_type=None) -> jax.Array:
   """`nn.ConvTranspose(C, (4, 4), strides=2, padding=2)` without bias, as sub-pixel phases.
@@ -52,6 +86,8 @@ def conv_transpose_phases(x: jax.Array, kernel: jax.Array,
   kernel, then the phases interleave (depth-to-space). Same FLOPs as the transposed conv, no
   zero-dilated input. GEMMs and not a 2x2 `lax.conv`: XLA:CPU's kernel gradient of a 2x2 conv
   took 37 s where the GEMM form's whole backward took 0.6 s (batch 4, 16x16x128 -> 768).
+  A low-precision x with a float32 `preferred_element_type` (the head) goes through
+  `float32_output_matmul`, whose gradient GEMMs stay in x's dtype.
 
   Args:
     x: `(batch, h, w, C_in)`.
@@ -74,7 +110,10 @@ def conv_transpose_phases(x: jax.Array, kernel: jax.Array,
       patches = jnp.concatenate([padded[:, a + i:a + i + height, b + j:b + j + width]
                                  for i in (0, 1) for j in (0, 1)], axis=-1)
       weights = taps[:, a, :, b].reshape(4 * c_in, channels)
-      phases.append(jnp.matmul(patches, weights, preferred_element_type=preferred_element_type))
+      if preferred_element_type == jnp.float32 and x.dtype != jnp.float32:
+        phases.append(float32_output_matmul(patches, weights))
+      else:
+        phases.append(jnp.matmul(patches, weights, preferred_element_type=preferred_element_type))
     rows.append(jnp.stack(phases, axis=3))  # (B, h, w, 2(b), C)
   out = jnp.stack(rows, axis=2)  # (B, h, 2(a), w, 2(b), C)
   return out.reshape(batch, 2 * height, 2 * width, channels)
