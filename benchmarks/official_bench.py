@@ -14,13 +14,16 @@ image for dvq_jax (`cost_analysis`) and the 1-minute load average. Hold the benc
       --official_dir=/tmp/dvq_official --tf_python=/tmp/tfvenv/bin/python
   PYTHONPATH=. python benchmarks/official_bench.py --no_tf --dtypes float32,bfloat16  # JAX only
 
-XLA:CPU flags go through the environment, e.g. XLA_FLAGS=--xla_cpu_use_thunk_runtime=false.
+XLA:CPU flags go through the environment, e.g. XLA_FLAGS=--xla_cpu_use_thunk_runtime=false; so does
+glibc's allocator (GLIBC_TUNABLES=glibc.malloc.hugetlb=1, benchmarks/cpu_allocator.sh), which the
+TF worker inherits too.
 """
 
 import argparse
 import functools
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,6 +48,12 @@ def _flops(compiled) -> float:
   return float((cost or {}).get("flops", float("nan")))
 
 
+def _median_faults(faults) -> str:
+  """Median minor page faults per step ('-' where not counted): each maps one fresh page, 4 KiB,
+  or 2 MiB where the allocator asks for transparent huge pages."""
+  return f"{statistics.median(faults):,.0f}" if faults else "-"
+
+
 class JaxStep:
   """One compiled dvq_jax train step of a config variant at one batch size."""
 
@@ -67,15 +76,19 @@ class JaxStep:
     self.compiled = step.lower(self.state, self.images).compile()
     self.compile_s = time.perf_counter() - start
     self.gflop_per_image = _flops(self.compiled) / batch / 1e9
+    self.faults = []  # minor page faults of each step (this process; a fresh page costs one)
     self.run(2)  # warm-up
+    self.faults.clear()
 
   def run(self, steps: int) -> list[float]:
     times = []
     for _ in range(steps):
+      faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
       start = time.perf_counter()
       self.state, metrics = self.compiled(self.state, self.images)
       jax.block_until_ready(metrics["loss"])
       times.append(time.perf_counter() - start)
+      self.faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
     return times
 
 
@@ -83,6 +96,7 @@ class TfStep:
   """The official TF2 step at one batch size, timed by the worker subprocess."""
 
   gflop_per_image = float("nan")
+  faults = ()  # in the worker process, not counted
 
   def __init__(self, worker: subprocess.Popen, batch: int):
     self.worker, self.batch, self.name = worker, batch, "official TF2 DVQVAE (L=10, D=255)"
@@ -128,7 +142,8 @@ def main() -> None:
   batches = [int(b) for b in args.batches.split(",")]
 
   load0, cpu0, wall0 = os.getloadavg(), os.times(), time.perf_counter()
-  print(f"jax {jax.__version__} on {jax.devices()}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+  print(f"jax {jax.__version__} on {jax.devices()}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r};"
+        f" GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r}")
   print(f"load average at start: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}", flush=True)
   worker = None if args.no_tf else _start_tf(args)
   settings = []
@@ -156,8 +171,8 @@ def main() -> None:
     worker.wait(timeout=60)
 
   print("\n| implementation | batch | params | median step s | images/s (per-round range) |"
-        " GFLOP/image | GFLOP/s |")
-  print("|---|---|---|---|---|---|---|")
+        " GFLOP/image | GFLOP/s | page faults/step |")
+  print("|---|---|---|---|---|---|---|---|")
   rate = {}
   for s in settings:
     median = statistics.median(times[id(s)])
@@ -165,7 +180,8 @@ def main() -> None:
     rate[s.name, s.batch] = s.batch / median
     print(f"| {s.name} | {s.batch} | {s.params:,} | {median:.3f} | {s.batch / median:.1f}"
           f" ({min(per_round):.1f}-{max(per_round):.1f}) | {s.gflop_per_image:.2f} |"
-          f" {s.gflop_per_image * s.batch / median:.0f} |")
+          f" {s.gflop_per_image * s.batch / median:.0f} |"
+          f" {_median_faults(s.faults)} |")
   if worker:
     for batch in batches:
       tf_rate = rate["official TF2 DVQVAE (L=10, D=255)", batch]
