@@ -7,6 +7,8 @@ The config's `experiment` field picks what runs:
   code_prior     -- an autoregressive prior over a trained VQ-VAE's codes (its true bits/dim).
 Override any field from the command line: `--config.quantizer=vq --config.batch_size=64`.
 User mistakes end with a one-line `error:` message and exit code 2, before any compute.
+On Linux the command first re-executes itself with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`
+(`dvq_jax/huge_pages.py`: 12-16% faster CPU train steps; `glibc.malloc.hugetlb=0` opts out).
 """
 
 import os
@@ -19,6 +21,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from dvq_jax import huge_pages
 from dvq_jax.errors import ConfigError
 from dvq_jax.errors import NumericalError
 
@@ -142,4 +145,5 @@ def _parse_flags(argv):
 
 
 if __name__ == "__main__":
+  huge_pages.reexec_with_huge_pages()  # glibc reads its tunables only at start-up
   app.run(main, flags_parser=_parse_flags)

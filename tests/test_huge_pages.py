@@ -1,0 +1,75 @@
+"""The CLI re-executes itself with glibc's huge-page tunable where it helps, and only there."""
+
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from dvq_jax import huge_pages
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MADVISE = "always [madvise] never"
+
+
+@pytest.mark.parametrize("environ, libc, thp, expected", [
+    ({}, ("glibc", "2.36"), MADVISE, "glibc.malloc.hugetlb=1"),
+    ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, ("glibc", "2.35"), MADVISE,
+     "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"),
+    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, ("glibc", "2.36"), MADVISE, None),  # opt-out
+    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=2"}, ("glibc", "2.36"), MADVISE, None),
+    ({}, ("glibc", "2.34"), MADVISE, None),  # the tunable came with 2.35
+    ({}, ("glibc", "2.9"), MADVISE, None),  # 2.9 < 2.35 as versions, not as strings
+    ({}, ("", ""), MADVISE, None),  # musl, or libc not found
+    ({}, ("glibc", "2.36"), "[always] madvise never", None),  # huge pages without asking
+    ({}, ("glibc", "2.36"), "always madvise [never]", None),
+])
+def test_environ_with_huge_pages(environ, libc, thp, expected):
+  environ = {"PATH": "/bin", **environ}
+  result = huge_pages.environ_with_huge_pages(environ, libc, thp)
+  if expected is None:
+    assert result is None
+  else:
+    assert result == {**environ, "GLIBC_TUNABLES": expected}
+
+
+def _machine_applies() -> bool:
+  """Whether this machine is one where the tunable helps: Linux, glibc >= 2.35, THP madvise."""
+  try:
+    thp = pathlib.Path(huge_pages.THP_ENABLED).read_text()
+  except OSError:
+    return False
+  name, version = platform.libc_ver()
+  major, minor = (int(part) for part in version.split(".")[:2]) if version else (0, 0)
+  return name == "glibc" and (major, minor) >= (2, 35) and "[madvise]" in thp
+
+
+@pytest.mark.parametrize("preset", [None, "glibc.malloc.hugetlb=0"])
+def test_cli_runs_its_config_under_the_tunable_in_the_same_process(tmp_path, preset):
+  """The config file (loaded after the re-exec) sees the tunable and the pid the caller
+  started, so signals sent to that pid still reach the run; a preset value is kept."""
+  record = tmp_path / "record.json"
+  config = tmp_path / "record_config.py"
+  config.write_text(
+      "import json, os\n"
+      "def get_config():\n"
+      f"  with open({str(record)!r}, 'w') as f:\n"
+      "    json.dump({'pid': os.getpid(), 'tunables': os.environ.get('GLIBC_TUNABLES')}, f)\n"
+      "  raise RuntimeError('recorded')\n")
+  env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+  if preset:
+    env["GLIBC_TUNABLES"] = preset
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "dvq_jax.main", f"--config={config}", f"--workdir={tmp_path / 'w'}"],
+      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 2 and err.strip().endswith("RuntimeError: recorded"), err
+  seen = json.loads(record.read_text())
+  assert seen["pid"] == proc.pid
+  if preset:
+    assert seen["tunables"] == preset
+  else:
+    assert seen["tunables"] == ("glibc.malloc.hugetlb=1" if _machine_applies() else None)
