@@ -1,7 +1,7 @@
 r"""dvq_jax against the official TF2 DVQ code: train-step images/s, side by side, alternating.
 
 Times `dvq_jax.vqvae.train.train_step` (jitted, state donated, Adam) for configs/cifar10.py and
-configs/cifar10.py:official at batch 32 and 128 on random uint8 32x32x3 images, and the
+configs/cifar10.py:official at batch 32 and 128 (optionally also in `--microbatches` passes) on random uint8 32x32x3 images, and the
 official TF2 `DVQVAE(D=255, K=512, L=10)` step (benchmarks/tf_official_worker.py, in its own TF
 venv, as a subprocess that stays alive). Each round runs `--steps` steps of every setting, the
 order reversed every other round, so machine load hits all of them alike; the table gives the
@@ -57,12 +57,14 @@ def _median_faults(faults) -> str:
 class JaxStep:
   """One compiled dvq_jax train step of a config variant at one batch size."""
 
-  def __init__(self, variant: str, batch: int, dtype: str, upsample: str = ""):
+  def __init__(self, variant: str, batch: int, dtype: str, upsample: str = "",
+               microbatches: int = 1):
     config = cifar10.get_config(variant or None)
     config.model.dtype = dtype
     config.model.upsample = upsample or config.model.upsample
     self.name = (f"dvq_jax cifar10.py{':' + variant if variant else ''} {dtype}"
-                 f" {config.model.upsample}")
+                 f" {config.model.upsample}"
+                 + (f" microbatches={microbatches}" if microbatches > 1 else ""))
     self.batch = batch
     model = build_model(config, IMAGE_SHAPE)
     tx = optim.make_optimizer(config)
@@ -71,7 +73,8 @@ class JaxStep:
     params = model.init(jax.random.key(0), self.images)["params"]
     self.params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
     self.state = {"step": jnp.int32(0), "params": params, "opt_state": tx.init(params)}
-    step = jax.jit(functools.partial(train.train_step, model=model, tx=tx), donate_argnums=0)
+    step = jax.jit(functools.partial(train.train_step, model=model, tx=tx,
+                                     microbatches=microbatches), donate_argnums=0)
     start = time.perf_counter()
     self.compiled = step.lower(self.state, self.images).compile()
     self.compile_s = time.perf_counter() - start
@@ -133,6 +136,8 @@ def main() -> None:
   parser.add_argument("--dtypes", default="float32")
   parser.add_argument("--upsamples", default="",
                       help="config.model.upsample values to time ('' = the config's)")
+  parser.add_argument("--microbatches", default="1",
+                      help="config.microbatches values to time (those that divide the batch)")
   parser.add_argument("--rounds", type=int, default=4)
   parser.add_argument("--steps", type=int, default=3, help="timed steps per setting and round")
   parser.add_argument("--no_tf", action="store_true", help="dvq_jax only")
@@ -151,7 +156,9 @@ def main() -> None:
     for variant in args.variants.split(","):
       for dtype in args.dtypes.split(","):
         for upsample in args.upsamples.split(","):
-          settings.append(JaxStep(variant, batch, dtype, upsample))
+          for microbatches in (int(m) for m in args.microbatches.split(",")):
+            if batch % microbatches == 0:
+              settings.append(JaxStep(variant, batch, dtype, upsample, microbatches))
         print(f"compiled {settings[-1].name} batch {batch}: {settings[-1].compile_s:.1f} s",
               flush=True)
     if worker:

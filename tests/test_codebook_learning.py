@@ -247,3 +247,26 @@ def test_stateful_codebook_learning_refuses_the_codebook_free_families():
     with pytest.raises(ConfigError, match="work with dvq, mvq, vq and svq") as error:
       validation.check_config(config)
     assert "\n" not in str(error.value)
+
+
+def test_microbatched_ema_and_restart_step_is_the_full_batch_step():
+  images = _images(batch=8)
+  common = dict(codebook_update="ema", dead_code_threshold=3.0)
+  _, state, step = _setup(_config(**common), images)
+  _, _, micro_step = _setup(_config(microbatches=2, **common), images)
+  full, metrics = step(state, images)
+  micro, micro_metrics = micro_step(state, images)
+  assert float(metrics["codes_restarted"]) > 0
+  for a, b in zip(jax.tree.leaves((micro, micro_metrics)), jax.tree.leaves((full, metrics)),
+                  strict=True):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(microbatches=3), "config.batch_size = 8 does not split into 3 microbatches over 1"),
+    (dict(microbatches=0), "config.microbatches = 0 must be an integer >= 1"),
+    (dict(microbatches=2, quantizer="lfq"), "microbatches > 1 does not work with lfq"),
+])
+def test_bad_microbatches_fail_in_one_line(overrides, message):
+  with pytest.raises(ConfigError, match=message):
+    validation.check_config(_config(**overrides))

@@ -165,3 +165,28 @@ def test_a_few_adam_steps_lower_the_loss():
   losses, bits = adam_steps(model, params, smooth_images(), 24)
   assert losses[-1] < losses[0] - 0.05, losses
   assert bits[-1] < bits[0] - 0.1, bits
+
+
+# One quantizer of each code layout (mvq's and fsq's are dvq's and lfq's).
+@pytest.mark.parametrize("quantizer", ["dvq", "vq", "svq", "rvq", "lfq"])
+def test_microbatched_gradient_is_the_full_batch_gradient(quantizer):
+  config = tiny_config(quantizer)
+  config.lfq_entropy_weight = 0.0  # its batch-entropy term is not a mean over images
+  model = vqvae.build_model(config, IMAGE_SHAPE)
+  images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (6, *IMAGE_SHAPE)), jnp.uint8)
+  params = model.init(jax.random.key(0, impl="rbg"), images)["params"]
+  (loss, aux), grads = jax.jit(jax.value_and_grad(
+      lambda p, x: objective.loss_fn(p, model, x), has_aux=True))(params, images)
+  out = model.apply({"params": params}, images)
+  (mb_loss, mb_aux), mb_grads, (latents, codes) = jax.jit(
+      lambda p, x: objective.loss_and_gradient(p, model, x, microbatches=2))(params, images)
+  np.testing.assert_allclose(mb_loss, loss, rtol=1e-5)
+  assert set(mb_aux) == set(aux)
+  for name in aux:  # perplexity and usage: the whole batch's histogram, not a mean of two
+    np.testing.assert_allclose(mb_aux[name], aux[name], rtol=1e-5, atol=1e-7, err_msg=name)
+  for a, b in zip(jax.tree.leaves(mb_grads), jax.tree.leaves(grads), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * float(np.max(np.abs(b))))
+  np.testing.assert_allclose(latents, out.latents, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(codes, out.quant.codes)
+  with pytest.raises(ValueError, match="batch 6 is not divisible by microbatches = 4"):
+    objective.loss_and_gradient(params, model, images, microbatches=4)

@@ -37,12 +37,17 @@ def gradient_step(loss_fn: Callable, tx: optax.GradientTransformation) -> Callab
   """
   def train_step(state, batch):
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], batch)
-    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-    new_state = {
-        "step": state["step"] + 1,
-        "params": optax.apply_updates(state["params"], updates),
-        "opt_state": opt_state,
-    }
-    return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **aux}
+    return apply_gradients(state, grads, tx), {"loss": loss, "grad_norm": optax.tree.norm(grads),
+                                               **aux}
 
   return train_step
+
+
+def apply_gradients(state: dict, grads, tx: optax.GradientTransformation) -> dict:
+  """`state` after one step of `tx` on `grads`: new "params" and "opt_state", "step" + 1.
+
+  Other entries of `state` (e.g. a VQ-VAE's "codebook_state") are kept as they are.
+  """
+  updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+  return {**state, "step": state["step"] + 1,
+          "params": optax.apply_updates(state["params"], updates), "opt_state": opt_state}

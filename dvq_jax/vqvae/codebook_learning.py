@@ -29,6 +29,7 @@ import ml_collections
 import optax
 
 from dvq_jax import quantizers as q
+from dvq_jax.training import optim
 from dvq_jax.vqvae import objective
 from dvq_jax.vqvae.bottleneck import codes_by_codebook
 from dvq_jax.vqvae.model import VQVAE
@@ -136,28 +137,22 @@ def train_step(state: dict, images: jax.Array, *, model: VQVAE, tx: optax.Gradie
   """The VQ-VAE step with stateful codebooks: `(state, images) -> (state, metrics)`.
 
   The optimizer steps on the loss (without its codebook term for EMA codebooks, whose gradient
-  is then zero), then `update_codebooks` writes the EMA / restarted codebooks into the params.
+  is then zero; in `config.microbatches` passes, `objective.loss_and_gradient`), then
+  `update_codebooks` writes the EMA / restarted codebooks into the params; their statistics
+  are over the whole batch.
   """
-  ema = config.codebook_update == "ema"
-
-  def loss(params):
-    value, aux, out = objective.loss_and_output(params, model, images, codebook_loss=not ema)
-    return value, (aux, out)
-
-  (value, (aux, out)), grads = jax.value_and_grad(loss, has_aux=True)(state["params"])
-  updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-  params = optax.apply_updates(state["params"], updates)
-  slices, codes = depthwise_view(model, jax.lax.stop_gradient(out.latents), out.quant.codes)
+  (value, aux), grads, (latents, codes) = objective.loss_and_gradient(
+      state["params"], model, images, microbatches=config.microbatches,
+      codebook_loss=config.codebook_update != "ema")
+  stepped = optim.apply_gradients(state, grads, tx)
+  slices, codes = depthwise_view(model, jax.lax.stop_gradient(latents), codes)
   key = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), _RESTART_STREAM),
                            state["step"])
   codebooks, codebook_state, restart_metrics = update_codebooks(
-      config, params["quantize"]["codebooks"], state["codebook_state"], slices, codes, key)
-  new_state = {
-      "step": state["step"] + 1,
-      "params": _with_codebooks(params, codebooks),
-      "opt_state": opt_state,
-      "codebook_state": codebook_state,
-  }
+      config, stepped["params"]["quantize"]["codebooks"], state["codebook_state"], slices,
+      codes, key)
+  new_state = {**stepped, "params": _with_codebooks(stepped["params"], codebooks),
+               "codebook_state": codebook_state}
   metrics = {"loss": value, "grad_norm": optax.tree.norm(grads), **aux, **restart_metrics}
   return new_state, metrics
 

@@ -13,8 +13,12 @@ from dvq_jax.vqvae.model import VQVAE
 from dvq_jax.vqvae.bottleneck import codes_by_codebook
 from dvq_jax.vqvae.model_fields import codes_per_image
 
-__all__ = ["code_counts", "codes_per_image", "encode_code_counts", "eval_stats", "loss_and_output",
-           "loss_fn"]
+__all__ = ["code_counts", "codes_per_image", "encode_code_counts", "eval_stats", "loss_and_gradient",
+           "loss_and_output", "loss_fn"]
+
+# aux entries that are batch means (a microbatched step averages them); the rest are
+# histogram statistics, recomputed from the whole batch's codes.
+_MEAN_AUX = ("recon_bits_per_dim", "vq_loss", "codebook_loss", "commitment_loss")
 
 
 def loss_fn(params, model: VQVAE, images: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -63,6 +67,62 @@ def loss_and_output(params, model: VQVAE, images: jax.Array, *, codebook_loss: b
       "usage": out.quant.usage,
   }
   return loss, jax.tree.map(lambda x: x.astype(jnp.float32), aux), out
+
+
+def loss_and_gradient(params, model: VQVAE, images: jax.Array, *, microbatches: int = 1,
+                      codebook_loss: bool = True):
+  """The loss, aux and gradient of `loss_and_output` over a batch, in `microbatches` passes.
+
+  With `microbatches = M > 1` the batch is split into M strided slices (`images[i::M]`, so
+  each device's rows stay on it under a batch-sharded jit) that run forward and backward one
+  after another, unrolled in the jitted step (a `lax.scan` runs XLA:CPU's convolutions ~6x
+  slower, benchmarks/RESULTS.md). Every term of the loss is a mean over images, so the mean of
+  the M slices' losses and gradients is the whole batch's, up to float rounding; the mean aux
+  entries are averaged likewise, and `perplexity` / `usage` come from the code counts of the
+  whole batch. Peak activation memory is that of one slice. lfq's entropy penalty, which has
+  a batch-entropy term, is not a mean over images (`validation` rejects lfq with M > 1).
+
+  Args:
+    params: the model's `"params"` collection.
+    model: the VQVAE.
+    images: uint8 `(batch, height, width, C)`, batch divisible by `microbatches`.
+    microbatches: M >= 1.
+    codebook_loss: as in `loss_and_output`.
+
+  Returns:
+    `((loss, aux), grads, (latents, codes))`: `loss_fn`'s loss and aux, the gradient of the
+    loss with respect to `params`, and the model's latents and codes for the whole batch in its
+    original order (for codebook statistics, `vqvae.codebook_learning`).
+  """
+  def value(p, x):
+    loss, aux, out = loss_and_output(p, model, x, codebook_loss=codebook_loss)
+    return loss, (aux, out.latents, out.quant.codes)
+
+  value_and_grad = jax.value_and_grad(value, has_aux=True)
+  if microbatches == 1:
+    (loss, (aux, latents, codes)), grads = value_and_grad(params, images)
+    return (loss, aux), grads, (latents, codes)
+  batch = images.shape[0]
+  if batch % microbatches:
+    raise ValueError(f"batch {batch} is not divisible by microbatches = {microbatches}")
+  strided = images.reshape(batch // microbatches, microbatches, *images.shape[1:])
+  passes = (value_and_grad(params, strided[:, i]) for i in range(microbatches))
+  losses, auxes, latents, codes, grads = zip(*(
+      (loss, aux, latents, codes, grads) for (loss, (aux, latents, codes)), grads in passes))
+
+  def mean(*xs):
+    return sum(xs) / microbatches
+
+  def unstride(*xs):  # slice i's row j is the batch's row j*M + i
+    return jnp.stack(xs, axis=1).reshape(batch, *xs[0].shape[1:])
+
+  latents, codes = unstride(*latents), unstride(*codes)
+  aux = {k: mean(*(a[k] for a in auxes)) for k in _MEAN_AUX}
+  counts = code_counts(model, codes, jnp.ones((batch,), bool))
+  aux["perplexity"] = metrics.perplexity_from_counts(counts)
+  aux["usage"] = metrics.usage_from_counts(counts).astype(jnp.float32)
+  loss, grads = mean(*losses), jax.tree.map(mean, *grads)
+  return (loss, aux), grads, (latents, codes)
 
 
 def eval_stats(params, model: VQVAE, images: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:

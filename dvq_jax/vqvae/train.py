@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from dvq_jax import data as data_lib
 from dvq_jax import vqvae
@@ -30,11 +31,17 @@ from dvq_jax.vqvae import objective
 from dvq_jax.vqvae import validation
 
 
-def train_step(state, images, *, model, tx):
-  """One optimizer step on a batch of uint8 images: (state, images) -> (state, metrics)."""
-  def loss_fn(params, batch):
-    return objective.loss_fn(params, model, batch)
-  return optim.gradient_step(loss_fn, tx)(state, images)
+def train_step(state, images, *, model, tx, microbatches=1):
+  """One optimizer step on a batch of uint8 images: (state, images) -> (state, metrics).
+
+  The gradient is `objective.loss_and_gradient`'s, in `microbatches` passes
+  (`config.microbatches`); metrics are `{"loss", "grad_norm", **aux}` as in
+  `training.optim.gradient_step`.
+  """
+  (loss, aux), grads, _ = objective.loss_and_gradient(state["params"], model, images,
+                                                      microbatches=microbatches)
+  metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **aux}
+  return optim.apply_gradients(state, grads, tx), metrics
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -43,6 +50,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   validation.check_config(config)
   sharding.maybe_initialize_distributed(config)
   training_validation.check_devices(config)
+  validation.check_microbatches(config, jax.device_count())
   training_validation.check_workdir(workdir)
   data = data_lib.load(config)
   data_lib.check_batch_size(data, config.batch_size, jax.process_count())
@@ -81,7 +89,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if stateful:
     step = functools.partial(codebook_learning.train_step, model=model, tx=tx, config=config)
   else:
-    step = functools.partial(train_step, model=model, tx=tx)
+    step = functools.partial(train_step, model=model, tx=tx, microbatches=config.microbatches)
   evaluator = evaluate.Evaluator(config, model, data, mesh, workdir)
   return loop.run(
       config, workdir,

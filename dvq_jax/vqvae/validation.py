@@ -24,7 +24,25 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   training_validation.check_training(config)
   for field in ("eval_batch_size", "max_eval_examples", "num_recon_images", "grain_workers"):
     training_validation.require_int(config, field, 0)
+  check_microbatches(config)
   check_codebook_learning(config)
+
+
+def check_microbatches(config: ml_collections.ConfigDict, device_count: int = 1) -> None:
+  """`microbatches` must divide the batch into slices that split over `device_count` devices."""
+  training_validation.require_int(config, "microbatches", 1)
+  microbatches = config.microbatches
+  if microbatches == 1:
+    return
+  if config.batch_size % (microbatches * device_count):
+    raise ConfigError(
+        f"config.batch_size = {config.batch_size} does not split into {microbatches} microbatches"
+        f" over {device_count} device(s); use a batch_size that is a multiple of"
+        f" {microbatches * device_count} or fewer microbatches")
+  if config.quantizer == "lfq" and config.lfq_entropy_weight > 0:
+    raise ConfigError("config.microbatches > 1 does not work with lfq's entropy penalty (its"
+                      " batch-entropy term is not a mean over images); set microbatches = 1 or"
+                      " lfq_entropy_weight = 0")
 
 
 def _is_number(value) -> bool:
