@@ -211,6 +211,7 @@ print("OK")
 """
 
 
+@pytest.mark.slow
 def test_ema_and_restart_state_is_global_on_8_devices():
   proc = run_on_8_devices(_SHARDED)
   assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-3000:]

@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from dvq_jax.training import checkpointing
+from dvq_jax.vqvae import objective
 from dvq_jax.vqvae import train
 from dvq_jax.main import run
 from tests import config_files
@@ -86,6 +87,25 @@ def _params(workdir):
     return jax.tree.map(np.asarray, checkpointer.restore_arrays()["params"])
   finally:
     checkpointer.close()
+
+
+def test_microbatched_training_takes_the_full_batch_steps(tmp_path, monkeypatch):
+  _write_npz(tmp_path / "data.npz")
+  common = dict(dataset=f"npz:{tmp_path / 'data.npz'}", num_train_steps=2, eval_every_steps=100)
+  train.train_and_evaluate(_small(**common), str(tmp_path / "whole"))
+  traced = []
+  loss_and_gradient = objective.loss_and_gradient
+
+  def spy(*args, microbatches, **kwargs):
+    traced.append(microbatches)
+    return loss_and_gradient(*args, microbatches=microbatches, **kwargs)
+
+  monkeypatch.setattr(objective, "loss_and_gradient", spy)
+  train.train_and_evaluate(_small(microbatches=2, **common), str(tmp_path / "micro"))
+  assert traced == [2]  # the jitted step, traced once
+  for a, b in zip(jax.tree.leaves(_params(tmp_path / "micro")),
+                  jax.tree.leaves(_params(tmp_path / "whole")), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
