@@ -252,9 +252,12 @@ def test_stateful_codebook_learning_refuses_the_codebook_free_families():
 
 def test_microbatched_ema_and_restart_step_is_the_full_batch_step():
   images = _images(batch=8)
-  common = dict(codebook_update="ema", dead_code_threshold=3.0)
-  _, state, step = _setup(_config(**common), images)
-  _, _, micro_step = _setup(_config(microbatches=2, **common), images)
+  config = _config(codebook_update="ema", dead_code_threshold=3.0)
+  model, state, step = _setup(config, images)
+  tx = optim.make_optimizer(config)
+  micro_config = _config(codebook_update="ema", dead_code_threshold=3.0, microbatches=2)
+  micro_step = jax.jit(lambda s, x: codebook_learning.train_step(s, x, model=model, tx=tx,
+                                                                 config=micro_config))
   full, metrics = step(state, images)
   micro, micro_metrics = micro_step(state, images)
   assert float(metrics["codes_restarted"]) > 0
