@@ -60,7 +60,8 @@ class JaxStep:
   def __init__(self, variant: str, batch: int, dtype: str, upsample: str = "",
                microbatches: int = 1):
     config = cifar10.get_config(variant or None)
-    config.model.dtype = dtype
+    # "float32/bfloat16": model.dtype float32, model.head_dtype bfloat16
+    config.model.dtype, _, config.model.head_dtype = dtype.partition("/")
     config.model.upsample = upsample or config.model.upsample
     self.name = (f"dvq_jax cifar10.py{':' + variant if variant else ''} {dtype}"
                  f" {config.model.upsample}"
@@ -133,7 +134,8 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--batches", default="32,128")
   parser.add_argument("--variants", default=",official", help="cifar10.py variants ('' = default)")
-  parser.add_argument("--dtypes", default="float32")
+  parser.add_argument("--dtypes", default="float32",
+                      help="config.model.dtype values; DTYPE/HEAD_DTYPE sets model.head_dtype too")
   parser.add_argument("--upsamples", default="",
                       help="config.model.upsample values to time ('' = the config's)")
   parser.add_argument("--microbatches", default="1",

@@ -18,10 +18,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 CASES = {
     # name: (script and arguments, regular expressions that must match a line of its output)
     "official_bench": (["official_bench.py", "--no_tf", "--variants", "small", "--batches", "2",
-                        "--rounds", "1", "--steps", "1", "--microbatches", "1,2"],
-                       [r"^\| dvq_jax cifar10.py:small float32 transpose_phases \| 2 \| 109,944",
-                        r"^\| dvq_jax cifar10.py:small float32 transpose_phases microbatches=2"
-                        r" \| 2 \| 109,944"]),
+                        "--rounds", "1", "--steps", "1", "--microbatches", "1,2",
+                        "--dtypes", "float32/bfloat16"],
+                       [r"^\| dvq_jax cifar10.py:small float32/bfloat16 transpose_phases \| 2 \|"
+                        r" 109,944",
+                        r"^\| dvq_jax cifar10.py:small float32/bfloat16 transpose_phases"
+                        r" microbatches=2 \| 2 \| 109,944"]),
     # The layers are read off the :official,small model; the first conv gets no input gradient.
     "layer_bench": (["layer_bench.py", "--no_tf", "--small", "--rounds", "1", "--repeats", "1"],
                     [r"^\| encoder/Conv_0 \| conv 3x3/2 3->16 \(no input grad\) \| 1 \|"

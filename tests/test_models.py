@@ -189,6 +189,32 @@ def test_bfloat16_head_gradient_gemms_run_in_bfloat16_and_match_float32():
     np.testing.assert_allclose(g16, g32, rtol=0, atol=2e-2 * np.abs(g32).max())
 
 
+def test_bfloat16_head_in_a_float32_model_runs_only_the_head_in_bfloat16():
+  """`model.head_dtype = "bfloat16"`: the last layer's GEMMs take bfloat16 operands, every
+  other dot and conv of the step float32; loss and gradients close to the float32 model's."""
+  images = tiny_images()
+  mixed = vqvae.build_model(tiny_config(head_dtype="bfloat16"), IMAGE_SHAPE)
+  plain = vqvae.build_model(tiny_config(), IMAGE_SHAPE)
+  params = init(plain, images)
+
+  def grad(model):
+    return jax.jit(jax.value_and_grad(lambda p: objective.loss_fn(p, model, images)[0]))
+
+  ops = [line for line in grad(mixed).lower(params).as_text().splitlines()
+         if "stablehlo.dot_general" in line or "stablehlo.convolution" in line]
+  head, rest = [l for l in ops if "bf16" in l], [l for l in ops if "bf16" not in l]
+  assert len(head) == 12, head  # 4 phases x (forward, input gradient, kernel gradient)
+  assert all("dot_general" in line for line in head), head
+  assert rest and all("f32" in line for line in rest), rest
+  loss16, grads16 = grad(mixed)(params)
+  loss32, grads32 = grad(plain)(params)
+  np.testing.assert_allclose(loss16, loss32, rtol=2e-3)
+  for g16, g32 in zip(jax.tree.leaves(grads16), jax.tree.leaves(grads32), strict=True):
+    np.testing.assert_allclose(g16, g32, rtol=0, atol=3e-2 * np.abs(g32).max() + 1e-6)
+  with pytest.raises(ConfigError, match="config.model.head_dtype = 'float16' is unknown"):
+    vqvae.build_model(tiny_config(head_dtype="float16"), IMAGE_SHAPE)
+
+
 def test_transpose_phases_matches_the_transpose_decoder_with_the_same_params():
   images = tiny_images()
   models = {m: vqvae.build_model(tiny_config(likelihood="mse", upsample=m), IMAGE_SHAPE)

@@ -105,6 +105,10 @@ def learned_prior() -> ml_collections.ConfigDict:
   config.model.codebook_init = "truncated_normal"
   config.model.codebook_init_scale = 0.0  # 0 = the scheme's default (official code: normal, 0.1)
   config.model.dtype = "float32"  # compute dtype: float32 | bfloat16 (params stay float32)
+  # The last upsampling layer's compute dtype (the head: ~half the FLOPs): float32 | bfloat16;
+  # "" = model.dtype. On XLA:CPU, which runs bfloat16 convolutions in float32, dtype float32 with
+  # a bfloat16 head trained ~1.2x faster than either alone (README "Training throughput").
+  config.model.head_dtype = ""
 
   config.log_every_steps = 100
   config.eval_every_steps = 5_000

@@ -172,6 +172,9 @@ def check_model_fields(config, image_shape: tuple[int, int, int] | None = None
     if model[name] not in choices:
       raise ConfigError(f"config.model.{name} = {model[name]!r} is unknown; use one of"
                         f" {', '.join(choices)}")
+  if model.get("head_dtype", "") not in ("", *DTYPES):
+    raise ConfigError(f"config.model.head_dtype = {model.head_dtype!r} is unknown; use one of"
+                      f" {', '.join(DTYPES)} or '' (= model.dtype)")
   for name in ("num_codebooks", "codebook_size", "codebook_dim"):
     _check_positive(name, config[name])
   for name, minimum in (("hidden_channels", 2), ("residual_channels", 1), ("num_downsamples", 1),
