@@ -1,12 +1,13 @@
 r"""dvq_jax against the official TF2 DVQ code: train-step images/s, side by side, alternating.
 
 Times `dvq_jax.vqvae.train.train_step` (jitted, state donated, Adam) for configs/cifar10.py and
-configs/cifar10.py:official at batch 32 and 128 (optionally also in `--microbatches` passes) on random uint8 32x32x3 images, and the
-official TF2 `DVQVAE(D=255, K=512, L=10)` step (benchmarks/tf_official_worker.py, in its own TF
-venv, as a subprocess that stays alive). Each round runs `--steps` steps of every setting, the
-order reversed every other round, so machine load hits all of them alike; the table gives the
-median step (images/s) over all rounds, the spread of the per-round medians, XLA's FLOPs per
-image for dvq_jax (`cost_analysis`) and the 1-minute load average. Hold the benchmark lock:
+configs/cifar10.py:official at batch 32 and 128 (optionally also in `--microbatches` passes) on
+random uint8 32x32x3 images, and the official TF2 `DVQVAE(D=255, K=512, L=10)` step
+(benchmarks/tf_official_worker.py, in its own TF venv, as a subprocess that stays alive). Each round
+runs `--steps` steps of every setting, the order reversed every other round, so machine load hits
+all of them alike; the table gives the median step (images/s) over all rounds, the spread of the
+per-round medians, XLA's FLOPs per image for dvq_jax (`cost_analysis`) and the 1-minute load
+average. Hold the benchmark lock:
 
   python3 -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install tensorflow-cpu tf_keras pillow tqdm
   mkdir -p /tmp/dvq_official && git -C DVQ_CLONE archive HEAD dvq_model.py | tar -x -C /tmp/dvq_official

@@ -10,8 +10,9 @@ transparent huge pages on those maps: ~500 faults a step, and the float32 step r
 beside the official TF2 code (benchmarks/RESULTS.md, "glibc's allocator"). glibc reads
 tunables only at process start, hence the re-exec: same interpreter, same command line
 (`sys.orig_argv`), same pid, before any JAX import; the second start costs ~0.1 s (absl and
-ml_collections imported again: 0.33-0.43 s against 0.24-0.25 s to a `--config` error). Notebooks and other callers of
-`dvq_jax.main.run` are not re-executed; set the variable before starting the kernel there.
+ml_collections imported again: 0.33-0.43 s against 0.24-0.25 s to a `--config` error).
+Notebooks and other callers of `dvq_jax.main.run` are not re-executed; set the variable before
+starting the kernel there.
 
 Nothing changes where it cannot help (not Linux/glibc >= 2.35, or transparent huge pages set to
 `always` or `never`), and a `GLIBC_TUNABLES` that already names `glibc.malloc.hugetlb` is kept:

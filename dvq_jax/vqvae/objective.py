@@ -13,8 +13,8 @@ from dvq_jax.vqvae.model import VQVAE
 from dvq_jax.vqvae.bottleneck import codes_by_codebook
 from dvq_jax.vqvae.model_fields import codes_per_image
 
-__all__ = ["code_counts", "codes_per_image", "encode_code_counts", "eval_stats", "loss_and_gradient",
-           "loss_and_output", "loss_fn"]
+__all__ = ["code_counts", "codes_per_image", "encode_code_counts", "eval_stats",
+           "loss_and_gradient", "loss_and_output", "loss_fn"]
 
 # aux entries that are batch means (a microbatched step averages them); the rest are
 # histogram statistics, recomputed from the whole batch's codes.
