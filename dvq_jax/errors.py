@@ -1,4 +1,5 @@
-"""The one exception type for user mistakes: `main` turns it into a one-line message and exit 2."""
+"""The exceptions `main` turns into exit codes: a user mistake (one-line message, exit 2), a
+NaN (exit 1), a signal that stopped training with a checkpoint (exit 0)."""
 
 
 class ConfigError(ValueError):
@@ -7,3 +8,9 @@ class ConfigError(ValueError):
 
 class NumericalError(RuntimeError):
   """Training produced a NaN or infinite metric; the message names the step and the metric."""
+
+
+class Stopped(Exception):
+  """SIGTERM or SIGINT stopped training at a step boundary after saving a checkpoint there; the
+  same call (or command) continues from it. Raised, not returned, so that no caller (a study's
+  grid, a notebook) takes the partly trained model's evaluation for the final one."""

@@ -7,6 +7,8 @@ The config's `experiment` field picks what runs:
   code_prior     -- an autoregressive prior over a trained VQ-VAE's codes (its true bits/dim).
 Override any field from the command line: `--config.quantizer=vq --config.batch_size=64`.
 User mistakes end with a one-line `error:` message and exit code 2, before any compute.
+SIGTERM before training starts ends the process at once; from then on it stops training at the
+next step boundary with a checkpoint and exit code 0 (`dvq_jax/training/stopping.py`).
 On Linux the command first re-executes itself with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`
 (`dvq_jax/huge_pages.py`: 12-16% faster CPU train steps; `glibc.malloc.hugetlb=0` opts out).
 """
@@ -24,6 +26,8 @@ from ml_collections import config_flags
 from dvq_jax import huge_pages
 from dvq_jax.errors import ConfigError
 from dvq_jax.errors import NumericalError
+from dvq_jax.errors import Stopped
+from dvq_jax.training import stopping
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file, optionally followed by :arg.", lock_config=True
@@ -72,12 +76,16 @@ def main(argv):
   except Exception as e:  # pylint: disable=broad-except  (any failure inside the config file)
     reason = str(e).strip().splitlines()[-1].strip() if str(e).strip() else type(e).__name__
     _fail(f"cannot load --config: {reason}")
+  stopping.handle_sigterm_for_process()
   try:
     run(config, _WORKDIR.value)
   except ConfigError as e:
     _fail(str(e))
   except NumericalError as e:
     _fail(str(e), code=1)
+  except Stopped:
+    pass  # the loop said where it stopped; a preempted job that saved its work exits 0
+  stopping.ignore_sigterm_while_exiting()
 
 
 def _config_path(argv) -> str | None:

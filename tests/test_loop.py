@@ -12,6 +12,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from dvq_jax.errors import NumericalError
+from dvq_jax.errors import Stopped
 from dvq_jax.training import loop
 from dvq_jax.training import optim
 from dvq_jax.training import sharding
@@ -73,6 +74,31 @@ def test_any_model_trains_and_resumes_exactly(tmp_path):
     assert one["step"] == other["step"] and one["train/loss"] == other["train/loss"]
   assert json.loads((tmp_path / "resumed" / "eval.json").read_text())["step"] == 6
   assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the loop's handler is gone
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_at_the_step_boundary_with_a_checkpoint_and_raises_stopped(tmp_path, sig):
+  config = _config(num_train_steps=8, eval_every_steps=2)
+  parts = _linear_regression(config)
+  make_batches = parts.pop("batches")
+
+  def batches(start_step):  # the signal comes while step 3's batch is made
+    for step, batch in enumerate(make_batches(start_step), start_step + 1):
+      if step == 3 and start_step == 0:
+        signal.raise_signal(sig)
+      yield batch
+
+  workdir = tmp_path / "stopped"
+  with pytest.raises(Stopped, match=r"stopped by signal at step 3; checkpoint saved in .*"
+                                    r"stopped, run again"):
+    loop.run(config, str(workdir), batches=batches, **parts)
+  assert (workdir / "checkpoints" / "3").is_dir()
+  assert signal.getsignal(sig) is (signal.SIG_DFL if sig == signal.SIGTERM
+                                   else signal.default_int_handler)
+  resumed = loop.run(config, str(workdir), batches=batches, **parts)  # no stale stop request
+  straight = loop.run(config, str(tmp_path / "straight"), **_linear_regression(config))
+  assert resumed == straight
+  assert [r["step"] for r in _records(workdir)] == list(range(1, 9))
 
 
 def test_initial_state_compiled_for_speed_equals_the_default_compile_bit_for_bit():

@@ -98,6 +98,41 @@ def test_interrupted_run_resumes_bit_identically(tmp_path, data, how):
   assert [r["step"] for r in records if "train/loss" in r] == list(range(1, steps + 1))
 
 
+def test_sigterm_before_any_training_ends_the_command_at_once():
+  # The CLI's policy: with no training loop started there is nothing to save, so SIGTERM kills.
+  code = ("import signal; from dvq_jax.training import stopping;"
+          " stopping.handle_sigterm_for_process(); signal.raise_signal(signal.SIGTERM);"
+          " print('still running')")
+  result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == -signal.SIGTERM and "still running" not in result.stdout
+
+
+def test_sigterm_after_the_last_step_exits_cleanly_with_the_last_checkpoint(tmp_path, data):
+  # A scheduler may stop a job while it writes its last checkpoint or exits: SIGTERM every
+  # 10 ms from the final evaluation's log line on, until the process ends, must change nothing.
+  steps, workdir = 4, tmp_path / "run"
+  with open(tmp_path / "stderr", "w") as stderr:
+    proc = subprocess.Popen(_argv(data, workdir, steps), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=stderr, text=True)
+    for line in proc.stdout:
+      if line.startswith(f"step {steps}:"):
+        break
+    signals = 0
+    while proc.poll() is None:
+      proc.send_signal(signal.SIGTERM)
+      signals += 1
+      time.sleep(0.01)
+    proc.stdout.read()
+  assert proc.returncode == 0, ((tmp_path / "stderr").read_text()[-2000:], signals)
+  assert signals > 0
+  checkpointer = checkpointing.Checkpointer(str(workdir), 3)
+  try:
+    assert int(checkpointer.restore_arrays()["step"]) == steps  # complete, digest checked
+  finally:
+    checkpointer.close()
+
+
 @pytest.mark.slow  # three training runs
 def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, data, capsys):
   train.train_and_evaluate(_config(data, num_train_steps=6), str(tmp_path / "straight"))

@@ -39,9 +39,10 @@ What the loop guarantees (see README "Reliability"):
     `workdir/corrupt_checkpoints/`;
   * exact resume: with deterministic `batches`, a run stopped (kill -9, SIGTERM) and rerun
     ends bit-identical to an uninterrupted one;
-  * SIGTERM / SIGINT stop at the next step boundary with a checkpoint and a normal return (in
-    a multi-process run all processes stop at the same step through JAX's preemption sync
-    point);
+  * SIGTERM / SIGINT stop at the next step boundary with a checkpoint, then `Stopped` is raised
+    (in a multi-process run all processes stop at the same step through JAX's preemption sync
+    point; `stopping.py`); the handlers stay until the last checkpoint is written, so a signal
+    after the last step changes nothing;
   * a NaN or inf metric stops training with `NumericalError` naming the metric and the step,
     keeping only checkpoints written before it (metrics are checked every
     `config.log_every_steps` steps and before each checkpoint);
@@ -55,7 +56,6 @@ checkpoint_every_steps, keep_checkpoints (checked by `training.validation.check_
 
 import json
 import logging
-import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
 
@@ -65,53 +65,13 @@ import numpy as np
 from etils import epath
 
 from dvq_jax.errors import NumericalError
+from dvq_jax.errors import Stopped
 from dvq_jax.training import checkpointing
 from dvq_jax.training import sharding
+from dvq_jax.training import stopping
 from dvq_jax.training import validation
 from dvq_jax.training.progress import Progress
 from dvq_jax.training.writers import MetricWriter
-
-
-class _StopSignal:
-  """SIGTERM/SIGINT: the loop checkpoints at the next step boundary and exits cleanly.
-
-  One process: a Python handler sets a flag. Several processes: all must stop at the same step,
-  which JAX's preemption service agrees on (`multihost_utils.reached_preemption_sync_point`).
-  `jax.distributed.initialize` installs that service's SIGTERM handler in C++; a Python
-  SIGTERM handler would replace it (the sync point would then never fire), so SIGTERM is left
-  alone and SIGINT (Ctrl-C) is forwarded to it as a SIGTERM.
-  """
-
-  def __init__(self):
-    self.received = False
-    self._previous = {}
-    self._multi_process = jax.process_count() > 1
-
-  def install(self) -> None:
-    def handler(signum, frame):  # pylint: disable=unused-argument
-      self.received = True
-
-    def forward_to_preemption_service(signum, frame):  # pylint: disable=unused-argument
-      self.received = True
-      signal.raise_signal(signal.SIGTERM)  # reaches JAX's C++ handler
-
-    if self._multi_process:
-      self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, forward_to_preemption_service)
-    else:
-      for sig in (signal.SIGTERM, signal.SIGINT):
-        self._previous[sig] = signal.signal(sig, handler)
-
-  def uninstall(self) -> None:
-    for sig, previous in self._previous.items():
-      signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
-    self._previous = {}
-
-  def should_stop(self, step: int) -> bool:
-    """Called by every process at every step (the sync point requires it)."""
-    if self._multi_process:
-      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-      return multihost_utils.reached_preemption_sync_point(step)
-    return self.received
 
 
 # The state is built once per run and never timed, so on CPU it is compiled for compile speed:
@@ -166,10 +126,10 @@ def run(
     init_from_data: optional `state -> state` for a fresh state, checkpointed as step 0.
 
   Returns:
-    The last evaluation (a run resumed after its last step evaluates its final state once);
-    None if a signal stopped the run before any evaluation.
+    The last evaluation (a run resumed after its last step evaluates its final state once).
 
   Raises:
+    Stopped: SIGTERM or SIGINT stopped the run; its checkpoint at the stop step is saved.
     NumericalError: a train metric became NaN or inf.
     ConfigError: a checkpoint in `workdir` does not fit the state `init_state` makes.
   """
@@ -214,8 +174,6 @@ def run(
   )
   writer = MetricWriter(workdir)
   writer.drop_after(start_step)  # steps logged after the checkpoint by a killed run come again
-  stop = _StopSignal()
-  stop.install()
 
   def evaluate_and_write(step: int, *, record: bool = True) -> dict:
     result = dict(evaluate(state, step))
@@ -231,16 +189,18 @@ def run(
   progress = Progress(config.num_train_steps, "train", unit="step", start=start_step,
                       enabled=jax.process_index() == 0)
   window, last_time, last_step = [], time.monotonic(), start_step
-  result, stopped = None, False
+  result, stopped = None, None
+  stop = stopping.StopSignal()
+  stop.install()
   try:
     for step in range(start_step + 1, config.num_train_steps + 1):
       batch = jax.tree.map(lambda x: sharding.global_batch(mesh, x), next(iterator))
       state, metrics = step_fn(state, batch)
       window.append((step, metrics))
       progress.update(1)
-      stopping = stop.should_stop(step)
+      stop_now = stop.should_stop(step)
       is_last = step == config.num_train_steps
-      save = is_last or stopping or step % config.checkpoint_every_steps == 0
+      save = is_last or stop_now or step % config.checkpoint_every_steps == 0
       if save or step % config.log_every_steps == 0:
         window = [(s, jax.device_get(m)) for s, m in window]
         _check_finite(window)
@@ -253,18 +213,23 @@ def run(
         checkpointer.save(step, state)
       if is_last or step % config.eval_every_steps == 0:
         result = evaluate_and_write(step)
-      if stopping and not is_last:
-        stopped = True
+      if stop_now and not is_last:
+        stopped = step
         log(f"stopped by signal at step {step}; checkpoint saved, rerun the same command to"
             " continue")
         break
-    if result is None and not stopped:  # resumed a finished run: its eval is in metrics.jsonl
+    if result is None and stopped is None:  # resumed a finished run: its eval is in metrics.jsonl
       result = evaluate_and_write(start_step, record=False)
   finally:
-    progress.close()  # ends the line before any error message
-    stop.uninstall()
-    if hasattr(iterator, "close"):
-      iterator.close()
-    checkpointer.close()
-    writer.close()
+    try:
+      progress.close()  # ends the line before any error message
+      if hasattr(iterator, "close"):
+        iterator.close()
+      checkpointer.close()  # waits for the last save: a SIGTERM here must not cut it
+      writer.close()
+    finally:
+      stop.uninstall()
+  if stopped is not None:
+    raise Stopped(f"stopped by signal at step {stopped}; checkpoint saved in {workdir}, run"
+                  " again to continue")
   return result
