@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import cifar10
+from dvq_jax.training import loop
 from dvq_jax.training import optim
 from dvq_jax.vqvae import train
 from dvq_jax.vqvae.model import build_model
@@ -72,7 +73,9 @@ class JaxStep:
     tx = optim.make_optimizer(config)
     rng = np.random.default_rng(0)
     self.images = jnp.asarray(rng.integers(0, 256, (batch, *IMAGE_SHAPE), dtype=np.uint8))
-    params = model.init(jax.random.key(0), self.images)["params"]
+    # Jitted and compiled fast, as training does (eager init compiles every op on its own).
+    params = loop.initial_state(lambda key: model.init(key, self.images)["params"],
+                                jax.random.key(0), None)
     self.params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
     self.state = {"step": jnp.int32(0), "params": params, "opt_state": tx.init(params)}
     step = jax.jit(functools.partial(train.train_step, model=model, tx=tx,

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from configs import prior as prior_config
 from dvq_jax.prior import sampling
 from dvq_jax.prior.model import CodePrior
+from dvq_jax.training import loop
 
 
 def _model(grid, num_codebooks, codebook_size):
@@ -59,8 +60,9 @@ def main():
   repeats = args.repeats or (2 if args.quick else 5)
   num_samples = 16 if args.quick else args.num_samples
   model = _model((args.grid, args.grid), 4, 64)
-  params = model.init(jax.random.key(0), jnp.zeros((1, model.ordering.num_tokens), jnp.int32))
-  params = params["params"]
+  tokens = jnp.zeros((1, model.ordering.num_tokens), jnp.int32)
+  params = loop.initial_state(lambda key: model.init(key, tokens)["params"], jax.random.key(0),
+                              None)
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, load {os.getloadavg()[0]:.2f},"
         f" T = {model.ordering.num_tokens}, batch {num_samples}")
   print("| sampler | compile s | min s | median s | tokens/s |\n|---|---|---|---|---|")

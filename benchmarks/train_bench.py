@@ -30,6 +30,7 @@ import numpy as np
 
 from dvq_jax.vqvae import likelihoods
 from dvq_jax.vqvae import objective
+from dvq_jax.training import loop
 from dvq_jax.training import optim
 from dvq_jax.vqvae import train
 from dvq_jax.vqvae.model import build_model
@@ -73,7 +74,8 @@ def _setup(likelihood: str, batch: int, dtype: str = "float32"):
   model = build_model(config, IMAGE_SHAPE)
   tx = optim.make_optimizer(config)
   images = _images(batch)
-  params = model.init(jax.random.key(0), images)["params"]
+  params = loop.initial_state(lambda key: model.init(key, images)["params"], jax.random.key(0),
+                              None)
   state = {"step": jnp.int32(0), "params": params, "opt_state": tx.init(params)}
   return model, tx, images, state
 

@@ -31,6 +31,8 @@ CASES = {
                      r"^\| quantize \| depthwise_quantize L=2 K=16 D=4 \| 1 \|",
                      r"^\| decoder/Upsample_2/ConvTranspose_0 \| conv_transpose_phases 4x4/2"
                      r" 8->768 \|", r"^\| \*\*total\*\* \(x count\) \|"]),
+    # Also the test of `loop.initial_state`: its -O1 init must give the default compile's params
+    # bit for bit ("True").
     "init_compile": (["init_compile.py", "configs/demo.py:small"],
                      [r"^\| configs/demo.py:small \| [\d,]+ \| [\d.]+ \| [\d.]+ \| [\d.]+x \|"
                       r" True \|$"]),

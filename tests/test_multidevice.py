@@ -46,7 +46,7 @@ def _env(devices: int) -> dict:
           "JAX_DEFAULT_MATMUL_PRECISION": "highest", "JAX_ENABLE_COMPILATION_CACHE": "false"}
 
 
-def _params(workdir: pathlib.Path, step: int | None = 3):
+def _params(workdir: pathlib.Path, step: int):
   checkpointer = checkpointing.Checkpointer(str(workdir), 3)
   try:
     return checkpointer.restore_arrays(step)["params"]
@@ -59,7 +59,7 @@ def _train_records(workdir: pathlib.Path) -> list[dict]:
   return [r for r in map(json.loads, lines) if "train/loss" in r]
 
 
-def _assert_same_run(one: pathlib.Path, other: pathlib.Path, step: int = 3) -> None:
+def _assert_same_run(one: pathlib.Path, other: pathlib.Path, step: int) -> None:
   flat_one, flat_other = (jax_leaves(_params(w, step)) for w in (one, other))
   for a, b in zip(flat_one, flat_other, strict=True):
     # Sums over the batch run in another order on 8 devices: equal to float32 rounding.
@@ -80,18 +80,6 @@ def _assert_same_run(one: pathlib.Path, other: pathlib.Path, step: int = 3) -> N
 def jax_leaves(tree):
   import jax  # pylint: disable=g-import-not-at-top
   return [np.asarray(x) for x in jax.tree.leaves(tree)]
-
-
-@pytest.mark.slow
-def test_eight_devices_match_one_device(tmp_path):
-  data = _npz(tmp_path / "data.npz")
-  procs = [subprocess.Popen(_command(data, tmp_path / f"d{n}"), cwd=ROOT, env=_env(n),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-           for n in (1, 8)]
-  for proc in procs:
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err[-3000:]
-  _assert_same_run(tmp_path / "d1", tmp_path / "d8")
 
 
 def _free_port() -> int:
@@ -125,14 +113,22 @@ def _wait(procs, logs: pathlib.Path) -> list[str]:
   return outputs
 
 
-@pytest.mark.slow  # one test for both, so the 2-process runs start 3 times, not 5
-def test_two_processes_match_one_and_sigterm_to_one_stops_both_and_resumes_exactly(tmp_path):
+def _start_one_process(data, workdir, devices: int, log: pathlib.Path,
+                       **kwargs) -> subprocess.Popen:
+  with open(log, "w") as out:  # a file: a full pipe would block the process
+    return subprocess.Popen(_command(data, workdir, **kwargs), cwd=ROOT, env=_env(devices),
+                            stdout=out, stderr=subprocess.STDOUT)
+
+
+# One test for all of it, so one single-device run serves both comparisons and the 2-process
+# runs start 3 times, not 5.
+@pytest.mark.slow
+def test_eight_devices_and_two_processes_match_one_and_sigterm_to_one_stops_both_exactly(tmp_path):
   data = _npz(tmp_path / "data.npz")
   run = dict(steps=16, checkpoint_every=2)
   straight = _start_two_processes(data, tmp_path / "straight", tmp_path / "logs_straight", **run)
-  with open(tmp_path / "single_log", "w") as log:  # a file: a full pipe would block it
-    single = subprocess.Popen(_command(data, tmp_path / "single", **run), cwd=ROOT, env=_env(1),
-                              stdout=log, stderr=subprocess.STDOUT)
+  single = _start_one_process(data, tmp_path / "single", 1, tmp_path / "single_log", **run)
+  eight = _start_one_process(data, tmp_path / "eight", 8, tmp_path / "eight_log", **run)
   interrupted = tmp_path / "interrupted"
   procs = _start_two_processes(data, interrupted, tmp_path / "logs_interrupted", **run)
   start = time.monotonic()
@@ -148,7 +144,9 @@ def test_two_processes_match_one_and_sigterm_to_one_stops_both_and_resumes_exact
   assert stopped_at < run["steps"]
   assert (interrupted / "checkpoints" / str(stopped_at)).is_dir()
   assert "stopped by signal" not in "".join(_wait(straight, tmp_path / "logs_straight"))
-  assert single.wait(timeout=600) == 0, (tmp_path / "single_log").read_text()[-3000:]
+  for proc, name in ((single, "single"), (eight, "eight")):
+    assert proc.wait(timeout=600) == 0, (tmp_path / f"{name}_log").read_text()[-3000:]
+  _assert_same_run(tmp_path / "single", tmp_path / "eight", step=run["steps"])
   _assert_same_run(tmp_path / "single", tmp_path / "straight", step=run["steps"])
   # Only process 0 writes metrics: one record per logged step, not two.
   logged = [r["step"] for r in _train_records(tmp_path / "straight")]
