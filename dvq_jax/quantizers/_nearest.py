@@ -62,6 +62,10 @@ def _first_min_index(scores: jax.Array) -> jax.Array:
 
   Only the index may leave this computation: also returning the row minimum makes it a
   multi-output fusion, which XLA:CPU no longer streams through cache (measured 2x slower).
+  Exact only if the compiler gives `scores` the same bits in both reductions. XLA:CPU does at
+  its default optimization level; under `XLA_FLAGS=--xla_backend_optimization_level=0` it does
+  not, and tests/test_quantizers.py's brute-force checks fail (wrong codes, still in range).
+  benchmarks/device_check.sh compares this search with a plain argmin on an accelerator.
   """
   row_min = jnp.min(scores, axis=-1, keepdims=True)
   size = scores.shape[-1]
