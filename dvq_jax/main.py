@@ -27,7 +27,6 @@ from dvq_jax import huge_pages
 from dvq_jax.errors import ConfigError
 from dvq_jax.errors import NumericalError
 from dvq_jax.errors import Stopped
-from dvq_jax.training import stopping
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file, optionally followed by :arg.", lock_config=True
@@ -76,6 +75,8 @@ def main(argv):
   except Exception as e:  # pylint: disable=broad-except  (any failure inside the config file)
     reason = str(e).strip().splitlines()[-1].strip() if str(e).strip() else type(e).__name__
     _fail(f"cannot load --config: {reason}")
+  # Imported here, not at the top: it imports JAX, which must not load before the re-exec.
+  from dvq_jax.training import stopping  # pylint: disable=g-import-not-at-top
   stopping.handle_sigterm_for_process()
   try:
     run(config, _WORKDIR.value)

@@ -73,3 +73,12 @@ def test_cli_runs_its_config_under_the_tunable_in_the_same_process(tmp_path, pre
     assert seen["tunables"] == preset
   else:
     assert seen["tunables"] == ("glibc.malloc.hugetlb=1" if _machine_applies() else None)
+
+
+def test_the_cli_module_loads_no_jax_before_it_re_executes():
+  """The re-exec happens after `dvq_jax.main` is imported: a JAX import there is paid twice
+  (1.3-3 s more per command on a 2-core VM, measured)."""
+  proc = subprocess.run([sys.executable, "-c", "import sys, dvq_jax.main; print(sorted("
+                         "m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib')))"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+  assert proc.stdout.strip() == "[]", proc.stdout
