@@ -30,8 +30,8 @@ def _npz(path: pathlib.Path) -> pathlib.Path:
   return path
 
 
-def _command(data: pathlib.Path, workdir: pathlib.Path, *extra: str, steps: int = 3,
-             checkpoint_every: int = 3) -> list[str]:
+def _command(data: pathlib.Path, workdir: pathlib.Path, *extra: str, steps: int,
+             checkpoint_every: int) -> list[str]:
   return [sys.executable, "-m", "dvq_jax.main", "--config=configs/demo.py:small",
           f"--config.dataset=npz:{data}", f"--config.num_train_steps={steps}",
           "--config.log_every_steps=1", f"--config.checkpoint_every_steps={checkpoint_every}",
