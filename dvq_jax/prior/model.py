@@ -23,6 +23,7 @@ The same parameters run in two ways:
                                                 and entropy coding (`init_cache` makes the cache).
 """
 
+import functools
 import math
 
 import flax.linen as nn
@@ -30,10 +31,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dvq_jax import flat_random
 from dvq_jax.prior.ordering import Ordering
 
 _NEG = -1e30  # logit of a masked attention entry: exp underflows to exactly 0
 CONDITIONS = ("all_earlier_codes", "earlier_positions")
+
+
+# Flax's default Dense kernel init, drawn flat (dvq_jax.flat_random); the embeddings' too.
+Dense = functools.partial(nn.Dense, kernel_init=flat_random.lecun_normal())
 
 
 class CausalSelfAttention(nn.Module):
@@ -44,8 +50,8 @@ class CausalSelfAttention(nn.Module):
   dropout: float = 0.0
 
   def setup(self):
-    self.qkv = nn.Dense(3 * self.width)
-    self.out = nn.Dense(self.width)
+    self.qkv = Dense(3 * self.width)
+    self.out = Dense(self.width)
     self.drop = nn.Dropout(self.dropout)
 
   def _qkv(self, x):
@@ -88,8 +94,8 @@ class Block(nn.Module):
     self.norm1 = nn.LayerNorm()
     self.attn = CausalSelfAttention(self.width, self.heads, self.dropout)
     self.norm2 = nn.LayerNorm()
-    self.fc1 = nn.Dense(4 * self.width)
-    self.fc2 = nn.Dense(self.width)
+    self.fc1 = Dense(4 * self.width)
+    self.fc2 = Dense(self.width)
     self.drop = nn.Dropout(self.dropout)
 
   def _mlp(self, x, deterministic):
@@ -149,7 +155,7 @@ class CodePrior(nn.Module):
     if self.condition_on == "earlier_positions" and self.order != "position_major":
       raise ValueError("condition_on = 'earlier_positions' needs order = 'position_major'"
                        " (the L codes of a position consecutive)")
-    embed = lambda n: nn.Embed(n, self.width, embedding_init=nn.initializers.normal(0.02))
+    embed = lambda n: nn.Embed(n, self.width, embedding_init=flat_random.normal_init(0.02))
     num_codes = self.num_codebooks * self.codebook_size
     self.token_embed = embed(num_codes + 1)  # codebook l's code k at row l*K + k; BOS last
     self.row_embed = embed(self.grid[0])

@@ -1,9 +1,11 @@
-"""Codebook initialisation schemes."""
+"""Codebook initialisation schemes (drawn flat: `dvq_jax.flat_random`)."""
 
 import math
 
 import jax
 import jax.numpy as jnp
+
+from dvq_jax import flat_random
 
 SCHEMES = ("truncated_normal", "normal", "uniform", "uniform_unit_variance")
 
@@ -40,14 +42,14 @@ def init_codebooks(
   shape = (num_codebooks, codebook_size, dim)
   if scheme == "truncated_normal":
     std = 0.1 if scale is None else scale
-    return std * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
+    return std * flat_random.truncated_normal(key, -2.0, 2.0, shape, dtype)
   if scheme == "normal":
     std = 1.0 if scale is None else scale
-    return std * jax.random.normal(key, shape, dtype)
+    return std * flat_random.normal(key, shape, dtype)
   if scheme == "uniform":
     limit = 1.0 / codebook_size if scale is None else scale
-    return jax.random.uniform(key, shape, dtype, -limit, limit)
+    return flat_random.uniform(key, shape, dtype, -limit, limit)
   if scheme == "uniform_unit_variance":
     limit = math.sqrt(3.0) * (1.0 if scale is None else scale)
-    return jax.random.uniform(key, shape, dtype, -limit, limit)
+    return flat_random.uniform(key, shape, dtype, -limit, limit)
   raise ValueError(f"unknown codebook init scheme {scheme!r}; choose one of {SCHEMES}")

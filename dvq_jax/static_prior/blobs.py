@@ -11,6 +11,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from dvq_jax import flat_random
+
 
 class Blobs(NamedTuple):
   """One draw of the data set.
@@ -60,10 +62,10 @@ def make_blobs(
     if int(value) < 1:
       raise ValueError(f"{name} must be >= 1, got {value}")
   centre_key, train_key, test_key = jax.random.split(key, 3)
-  centres = jax.random.uniform(centre_key, (num_factors, dim), jnp.float32, -1.0, 1.0)
+  centres = flat_random.uniform(centre_key, (num_factors, dim), jnp.float32, -1.0, 1.0)
 
   def around_centres(noise_key: jax.Array, per_centre: int) -> jax.Array:
-    noise = sigma * jax.random.normal(noise_key, (num_factors, per_centre, dim), jnp.float32)
+    noise = sigma * flat_random.normal(noise_key, (num_factors, per_centre, dim), jnp.float32)
     return (centres[:, None, :] + noise).reshape(num_factors * per_centre, dim)
 
   return Blobs(centres=centres,

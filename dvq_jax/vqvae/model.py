@@ -103,7 +103,7 @@ class Encoder(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     hidden, n = self.hidden_channels, self.num_downsamples
     if self.architecture == "dvq_official":
-      x = nn.Conv(hidden, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype)(x)
+      x = layers.Conv(hidden, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype)(x)
       x = self._residual_stack(x)
       for _ in range(n - 1):
         x = nn.relu(layers.Downsample(hidden, dtype=self.dtype)(x))
@@ -111,11 +111,11 @@ class Encoder(nn.Module):
       for i in range(n):
         features = hidden // 2 if i == 0 and n > 1 else hidden
         x = nn.relu(layers.Downsample(features, dtype=self.dtype)(x))
-      x = nn.Conv(hidden, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype)(x)
+      x = layers.Conv(hidden, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype)(x)
       x = self._residual_stack(x)
     k = self.pre_quantizer_kernel
     pad = ((k // 2, (k - 1) // 2),) * 2  # "same" as TF pads it (the extra row goes after)
-    return nn.Conv(self.latent_channels, (k, k), padding=pad, dtype=self.dtype)(x)
+    return layers.Conv(self.latent_channels, (k, k), padding=pad, dtype=self.dtype)(x)
 
 
 class Decoder(nn.Module):
@@ -142,7 +142,7 @@ class Decoder(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = nn.Conv(self.hidden_channels, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype)(x)
+    x = layers.Conv(self.hidden_channels, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype)(x)
     x = layers.ResidualStack(self.hidden_channels, self.residual_channels,
                              self.num_residual_blocks, style=self.residual_style,
                              dtype=self.dtype)(x)
