@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dvq_jax import flat_random
 from dvq_jax.vqvae import likelihoods
 
 
@@ -23,7 +24,7 @@ class FakeTokenizer:
     self.checkpoint_digest = digest
     channels = likelihoods.num_head_channels(likelihood, 3, 3)
     scale = 0.3 if likelihood == "mse" else 1.0
-    self._table = scale * jax.random.normal(jax.random.PRNGKey(seed), (2, 8, channels))
+    self._table = scale * flat_random.normal(jax.random.PRNGKey(seed), (2, 8, channels))
 
   def encode(self, images):
     blocks = np.asarray(images, np.float64).reshape(-1, 2, 4, 2, 4, 3)
@@ -51,7 +52,7 @@ class FakePrior:
   def __init__(self, tokenizer, digest: str = "b" * 64):
     self.tokenizer = tokenizer
     self.checkpoint_digest = digest
-    self._logits = jax.random.normal(jax.random.PRNGKey(7), (8, 8, 8))
+    self._logits = flat_random.normal(jax.random.PRNGKey(7), (8, 8, 8))
 
   def to_sequence(self, codes):
     return np.asarray(codes).reshape(len(codes), -1)

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dvq_jax import flat_random
 from dvq_jax import tokenizer as tokenizer_lib
 from dvq_jax.data import _demo
 from dvq_jax.prior.model import build_prior
@@ -32,7 +33,7 @@ def prior_workdir(tmp_path: pathlib.Path, vqvae_workdir: pathlib.Path, seed: int
   params = model.init(jax.random.key(seed), tokens)["params"]
   leaves, tree = jax.tree.flatten(params)  # the heads start at zero: a uniform prior
   keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-  params = jax.tree.unflatten(tree, [x + 0.3 * jax.random.normal(k, x.shape)
+  params = jax.tree.unflatten(tree, [x + 0.3 * flat_random.normal(k, x.shape)
                                      for x, k in zip(leaves, keys)])
   checkpointer = checkpointing.Checkpointer(str(workdir), 3)
   checkpointer.save(1, {"step": jnp.asarray(1, jnp.int32), "params": params})

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dvq_jax import flat_random
 from dvq_jax.vqvae import defaults
 from dvq_jax.vqvae import likelihoods
 from dvq_jax import vqvae
@@ -113,7 +114,7 @@ def _influence(fn, x):
 def test_subpixel_and_transpose_upsampling_shapes_and_receptive_fields():
   """Both 2x stages give (B, 2h, 2w, F); output pixel (2m+a, 2n+b) of the subpixel stage sees
   the 3x3 input neighbourhood of (m, n), the transposed conv a 2x2 block inside it."""
-  x = jax.random.normal(jax.random.key(0), (1, 4, 4, 3))
+  x = flat_random.normal(jax.random.key(0), (1, 4, 4, 3))
   fields = {}
   for method in layers.UPSAMPLES:
     layer = layers.Upsample(5, method)
@@ -138,7 +139,7 @@ def test_subpixel_and_transpose_upsampling_shapes_and_receptive_fields():
 def test_transpose_phases_is_conv_transpose_forward_and_gradients(float32_output):
   """Same params (names, shapes, init) and, to float32 rounding, the same function and
   gradients (w.r.t. kernel, bias and input) as the paper's 4x4 stride-2 nn.ConvTranspose."""
-  x = jax.random.normal(jax.random.key(0), (2, 5, 6, 7))  # odd, non-square: every border
+  x = flat_random.normal(jax.random.key(0), (2, 5, 6, 7))  # odd, non-square: every border
   reference = nn.ConvTranspose(9, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)))
   phases = layers.ConvTransposePhases(9, float32_output=float32_output)
   params = reference.init(jax.random.key(1), x)
@@ -146,8 +147,8 @@ def test_transpose_phases_is_conv_transpose_forward_and_gradients(float32_output
       jnp.shape, params)
   np.testing.assert_array_equal(phases.init(jax.random.key(1), x)["params"]["kernel"],
                                 params["params"]["kernel"])  # same initializer and fan-in
-  params = jax.tree.map(lambda p: p + jax.random.normal(jax.random.key(2), p.shape), params)
-  cotangent = jax.random.normal(jax.random.key(3), (2, 10, 12, 9))
+  params = jax.tree.map(lambda p: p + flat_random.normal(jax.random.key(2), p.shape), params)
+  cotangent = flat_random.normal(jax.random.key(3), (2, 10, 12, 9))
 
   def loss(module, p, v):
     return jnp.sum(module.apply(p, v) * cotangent)
@@ -164,8 +165,8 @@ def test_transpose_phases_is_conv_transpose_forward_and_gradients(float32_output
 def test_bfloat16_head_gradient_gemms_run_in_bfloat16_and_match_float32():
   """The bfloat16 head (float32 logits) has bfloat16 gradient GEMMs, gradients close to the
   float32 layer's. Plain autodiff of the float32-output dot upcast both to float32."""
-  x = jax.random.normal(jax.random.key(0), (2, 5, 6, 7))
-  cotangent = jax.random.normal(jax.random.key(3), (2, 10, 12, 9))
+  x = flat_random.normal(jax.random.key(0), (2, 5, 6, 7))
+  cotangent = flat_random.normal(jax.random.key(3), (2, 10, 12, 9))
   layer16 = layers.ConvTransposePhases(9, dtype=jnp.bfloat16, float32_output=True)
   layer32 = layers.ConvTransposePhases(9)
   params = layer32.init(jax.random.key(1), x)
@@ -225,7 +226,7 @@ def test_transpose_phases_matches_the_transpose_decoder_with_the_same_params():
 
 
 def test_subpixel_decoder_sees_every_latent_the_transposed_decoder_sees():
-  latents = jax.random.normal(jax.random.key(0), (1, 4, 4, 8))
+  latents = flat_random.normal(jax.random.key(0), (1, 4, 4, 8))
   fields = {}
   for method in layers.UPSAMPLES:
     model = vqvae.build_model(tiny_config(likelihood="mse", upsample=method), (16, 16, 3))

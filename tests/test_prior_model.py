@@ -8,6 +8,7 @@ import numpy as np
 import optax
 import pytest
 
+from dvq_jax import flat_random
 from dvq_jax.prior import objective
 from dvq_jax.prior import sampling
 from dvq_jax.prior.model import CONDITIONS
@@ -27,7 +28,7 @@ def _model_and_params(order, seed=0, **kw):
   # prediction depends on its inputs.
   leaves, tree = jax.tree.flatten(params)
   keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-  leaves = [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
+  leaves = [x + 0.3 * flat_random.normal(k, x.shape) for x, k in zip(leaves, keys)]
   return model, jax.tree.unflatten(tree, leaves)
 
 
