@@ -31,8 +31,8 @@ CASES = {
                      r"^\| quantize \| depthwise_quantize L=2 K=16 D=4 \| 1 \|",
                      r"^\| decoder/Upsample_2/ConvTranspose_0 \| conv_transpose_phases 4x4/2"
                      r" 8->768 \|", r"^\| \*\*total\*\* \(x count\) \|"]),
-    # Also the test of `loop.initial_state`: its -O1 init must give the default compile's params
-    # bit for bit ("True").
+    # `loop.initial_state`'s -O1 init gives the default compile's params bit for bit ("True");
+    # tests/test_loop.py checks that too, in the README's test command.
     "init_compile": (["init_compile.py", "configs/demo.py:small"],
                      [r"^\| configs/demo.py:small \| [\d,]+ \| [\d.]+ \| [\d.]+ \| [\d.]+x \|"
                       r" True \|$"]),
@@ -50,7 +50,7 @@ CASES = {
 }
 
 
-@pytest.mark.slow  # 4-22 s each on 2 idle cores
+@pytest.mark.extended  # 4-28 s each on 2 cores
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_benchmark_runs_at_tiny_size(name):
   args, expected = CASES[name]

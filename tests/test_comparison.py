@@ -16,7 +16,6 @@ from dvq_jax.errors import ConfigError
 from dvq_jax.training import sharding
 from dvq_jax.vqvae import evaluate
 from dvq_jax.vqvae import model_fields
-from dvq_jax.vqvae import objective
 from dvq_jax.vqvae import train
 from dvq_jax.vqvae.bottleneck import latent_channels
 from tests import config_files

@@ -8,7 +8,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow  # 2 small train-step compiles: ~30 s on 2 cores
+@pytest.mark.extended  # 2 small train-step compiles: ~30 s on 2 cores
 def test_device_check_small_runs_and_both_searches_agree():
   result = subprocess.run(["bash", str(ROOT / "benchmarks" / "device_check.sh"), "--small"],
                           capture_output=True, text=True, timeout=600, check=False)

@@ -16,8 +16,11 @@ from dvq_jax.errors import NumericalError
 from dvq_jax.errors import Stopped
 from dvq_jax.training import loop
 from dvq_jax.training import optim
+from dvq_jax.training import sharding
 from dvq_jax.training.progress import Progress
 from dvq_jax.training.writers import MetricWriter
+from dvq_jax.vqvae.model import build_model
+from tests import config_files
 
 
 def _config(**overrides) -> ml_collections.ConfigDict:
@@ -97,6 +100,21 @@ def test_a_signal_stops_at_the_step_boundary_with_a_checkpoint_and_raises_stoppe
   straight = loop.run(config, str(tmp_path / "straight"), **_linear_regression(config))
   assert resumed == straight
   assert [r["step"] for r in _records(workdir)] == list(range(1, 9))
+
+
+def test_initial_state_compiled_for_speed_equals_the_default_compile_bit_for_bit():
+  # The loop compiles init at LLVM -O1 on CPU; its params must be the ones -O3 gives.
+  model = build_model(config_files.load("configs/demo.py:small"))
+  images = jnp.zeros((1, 32, 32, 3), jnp.uint8)
+  init = lambda key: model.init(key, images)["params"]
+  key = jax.random.key(3)
+  replicated = sharding.replicated(sharding.make_mesh())
+  fast = loop.initial_state(init, key, replicated)
+  default = jax.jit(init, out_shardings=replicated)(key)
+  assert jax.tree.structure(fast) == jax.tree.structure(default)
+  for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(default)):
+    np.testing.assert_array_equal(a, b)
+  assert sum(np.count_nonzero(leaf) for leaf in jax.tree.leaves(fast)) > 10_000  # random kernels
 
 
 def test_nan_stops_with_the_metric_and_the_step(tmp_path):

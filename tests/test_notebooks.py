@@ -94,7 +94,7 @@ def _execute(name: str, tmp_path: pathlib.Path, monkeypatch) -> nbformat.Noteboo
   return nb
 
 
-@pytest.mark.slow  # each takes ~25-45 s on 2 cores, most of it compiling
+@pytest.mark.extended  # each takes ~25-45 s on 2 cores, most of it compiling
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_notebook_runs(name, tmp_path, monkeypatch):
   nb = _execute(name, tmp_path, monkeypatch)
