@@ -75,9 +75,10 @@ from dvq_jax.training.writers import MetricWriter
 
 
 # The state is built once per run and never timed, so on CPU it is compiled for compile speed:
-# LLVM -O1 instead of XLA's default -O3 compiles a VQ-VAE's init 3-5x faster (2-2.5 s instead
-# of 5-10 s on 2 cores), with bit-identical params on every config (tests/test_loop.py,
-# benchmarks/RESULTS.md "Test-suite time"). Other backends keep their defaults.
+# LLVM -O1 instead of XLA's default -O3 compiles a VQ-VAE's init 1.3-1.5x faster (1.5-2.1 s
+# instead of 2.3-2.8 s on 2 Zen 3 cores; 3-5x before `flat_random` made the draws cheap), with
+# bit-identical params on every config (tests/test_loop.py, benchmarks/RESULTS.md "Test-suite
+# time"). Other backends keep their defaults.
 _CPU_INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
