@@ -23,6 +23,12 @@ Initializer = Callable[..., jax.Array]
 _TRUNCATED_STD = .87962566103423978
 
 
+def _flat(draw: Callable[[tuple[int]], jax.Array], shape: Sequence[int]) -> jax.Array:
+  """`draw((n,))` reshaped to `shape`, n = prod(shape)."""
+  shape = tuple(shape)
+  return draw((math.prod(shape),)).reshape(shape)
+
+
 def truncated_normal(key: jax.Array, lower: float, upper: float, shape: Sequence[int],
                      dtype=jnp.float32) -> jax.Array:
   """`jax.random.truncated_normal(key, lower, upper, shape, dtype)`, drawn flat.
@@ -33,21 +39,18 @@ def truncated_normal(key: jax.Array, lower: float, upper: float, shape: Sequence
   ...                jax.random.truncated_normal(key, -2.0, 2.0, (2, 3, 4)))
   True
   """
-  shape = tuple(shape)
-  return jax.random.truncated_normal(key, lower, upper, (math.prod(shape),), dtype).reshape(shape)
+  return _flat(lambda size: jax.random.truncated_normal(key, lower, upper, size, dtype), shape)
 
 
 def normal(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
   """`jax.random.normal(key, shape, dtype)`, drawn flat."""
-  shape = tuple(shape)
-  return jax.random.normal(key, (math.prod(shape),), dtype).reshape(shape)
+  return _flat(lambda size: jax.random.normal(key, size, dtype), shape)
 
 
 def uniform(key: jax.Array, shape: Sequence[int], dtype=jnp.float32, minval: float = 0.0,
             maxval: float = 1.0) -> jax.Array:
   """`jax.random.uniform(key, shape, dtype, minval, maxval)`, drawn flat."""
-  shape = tuple(shape)
-  return jax.random.uniform(key, (math.prod(shape),), dtype, minval, maxval).reshape(shape)
+  return _flat(lambda size: jax.random.uniform(key, size, dtype, minval, maxval), shape)
 
 
 def lecun_normal() -> Initializer:

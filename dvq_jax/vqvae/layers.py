@@ -160,7 +160,7 @@ class Downsample(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     return Conv(self.features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                   dtype=self.dtype)(x)
+                dtype=self.dtype)(x)
 
 
 class Upsample(nn.Module):
