@@ -13,6 +13,7 @@ batch (the last one padded), sharded over all devices on the `data` axis like th
 so no input size recompiles.
 """
 
+import dataclasses
 import json
 import math
 
@@ -47,6 +48,37 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
 TOKENIZED_QUANTIZERS = ("dvq", "mvq", "vq", "svq")
 
 
+@dataclasses.dataclass(frozen=True)
+class CodeLayout:
+  """The codes a VQ-VAE config makes per image: what a prior over them (`prior.build_prior`)
+  needs, known before any checkpoint exists.
+
+  Attributes:
+    codebook_size: K.
+    num_codebooks: L, the codes' last axis: `config.num_codebooks` for dvq/mvq, 1 for vq/svq.
+    grid: `(h, w)` latent positions per image.
+  """
+  codebook_size: int
+  num_codebooks: int
+  grid: tuple[int, int]
+
+  @classmethod
+  def of(cls, config: ml_collections.ConfigDict, image_shape) -> "CodeLayout":
+    """The layout of a VQ-VAE config's codes on images of `(H, W, C)`.
+
+    Raises:
+      ConfigError: the quantizer's codes are not tokenized.
+    """
+    if config.quantizer not in TOKENIZED_QUANTIZERS:
+      raise ConfigError(f"the tokenizer (and so the prior and the codec) reads codes of quantizers"
+                        f" {', '.join(TOKENIZED_QUANTIZERS)}; this run's quantizer is"
+                        f" {config.quantizer!r}")
+    factor = 2**config.model.num_downsamples
+    return cls(codebook_size=int(config.codebook_size),
+               num_codebooks=int(config.num_codebooks) if config.quantizer in ("dvq", "mvq") else 1,
+               grid=(int(image_shape[0]) // factor, int(image_shape[1]) // factor))
+
+
 class Tokenizer:
   """Encodes images to codes and decodes codes to images with one VQ-VAE checkpoint.
 
@@ -65,18 +97,13 @@ class Tokenizer:
 
   def __init__(self, config: ml_collections.ConfigDict, params, image_shape, *,
                checkpoint_step: int, batch_size: int = 64):
-    if config.quantizer not in TOKENIZED_QUANTIZERS:
-      raise ConfigError(f"the tokenizer (and so the prior and the codec) reads codes of quantizers"
-                        f" {', '.join(TOKENIZED_QUANTIZERS)}; this run's quantizer is"
-                        f" {config.quantizer!r}")
+    layout = CodeLayout.of(config, image_shape)
     self.config = config
     self.image_shape = tuple(int(n) for n in image_shape)
     self.model = vqvae.build_model(config, self.image_shape)
     self.likelihood = config.likelihood
-    self.codebook_size = int(config.codebook_size)
-    self.num_codebooks = int(config.num_codebooks) if config.quantizer in ("dvq", "mvq") else 1
-    factor = 2**config.model.num_downsamples
-    self.grid = (self.image_shape[0] // factor, self.image_shape[1] // factor)
+    self.codebook_size, self.num_codebooks, self.grid = (
+        layout.codebook_size, layout.num_codebooks, layout.grid)
     self.checkpoint_step = int(checkpoint_step)
     self.checkpoint_digest = checkpointing.state_digest(params)
     self.mesh = sharding.make_mesh()

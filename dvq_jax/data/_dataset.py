@@ -126,6 +126,17 @@ def load(config) -> ImageData:
   )
 
 
+def image_shape(config) -> tuple[int, int, int]:
+  """`(height, width, channels)` of the images of `config.dataset`, without its files for TFDS
+  data sets (from the builder's metadata: a machine without the data can plan a run on it);
+  other data sets are opened (`load`)."""
+  name = config.dataset
+  check_dataset_name(name)
+  if name in TFDS_NAMES:
+    return _tfds.image_shape(name)
+  return load(config).image_shape
+
+
 class _Prefix:
   """The first `count` images of a source."""
 

@@ -94,3 +94,10 @@ def _explain(name: str, data_dir: str, train_split: str, test_split: str, error:
       f"cannot read splits {train_split!r}, {test_split!r} of TFDS {name} in {where} ({message}); "
       f"check --config.train_split and --config.test_split"
   )
+
+
+def image_shape(name: str) -> tuple[int, int, int]:
+  """`(height, width, channels)` of a TFDS image data set from its builder's metadata (no files
+  read, nothing downloaded)."""
+  with _quiet_tfds_probing():
+    return tuple(int(n) for n in tfds.builder(name).info.features["image"].shape)

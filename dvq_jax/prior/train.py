@@ -13,6 +13,7 @@ r"""Trains the code prior on a VQ-VAE run's codes through the shared loop (`trai
 
 import json
 import math
+from collections.abc import Callable
 
 import jax
 import ml_collections
@@ -42,6 +43,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if not config.vqvae_workdir:
     raise ConfigError("config.vqvae_workdir is empty; pass --config.vqvae_workdir=W, the"
                       " --workdir of a trained VQ-VAE run")
+  check_model_config(config)
+
+
+def check_model_config(config: ml_collections.ConfigDict) -> None:
+  """`check_config` but for `vqvae_workdir`: what a prior needs before its codes exist."""
   validation.require_choice(config, "order", ORDERS)
   validation.require_choice(config, "condition_on", CONDITIONS)
   if config.condition_on == "earlier_positions" and config.order != "position_major":
@@ -102,6 +108,38 @@ def padded_batches(tokens: np.ndarray, global_batch_size: int):
     yield batch, np.arange(local) < len(rows)
 
 
+def training_parts(config: ml_collections.ConfigDict, model, num_tokens: int):
+  """The loop's `init_state(key) -> state` and `train_step(state, tokens) -> (state, metrics)`
+  for a prior over `(batch, num_tokens)` int32 token sequences; `dvq_jax.plan` compiles the same
+  step ahead of time. Dropout keys are folded from (seed, step), so a resumed run is exact."""
+  tx = optim.make_optimizer(config)
+  example = np.zeros((1, num_tokens), np.int32)
+
+  def init_state(key):
+    params = model.init(key, example)["params"]
+    return {"step": jax.numpy.zeros((), jax.numpy.int32), "params": params,
+            "opt_state": tx.init(params)}
+
+  dropout_root = jax.random.fold_in(jax.random.key(config.seed), 1)
+
+  def train_step(state, tokens):
+    key = jax.random.fold_in(dropout_root, state["step"])
+    loss = lambda params, batch: objective.loss_fn(params, model, batch, key)
+    return optim.gradient_step(loss, tx)(state, tokens)
+
+  return init_state, train_step
+
+
+def jit_eval_sums(model, ordering: Ordering, mesh) -> Callable:
+  """The evaluation step: `(params, tokens, mask) -> objective.eval_sums`, the batch sharded on
+  `data` and the params replicated."""
+  replicated, batch_sharding = sharding.replicated(mesh), sharding.batch_sharding(mesh)
+  return jax.jit(
+      lambda params, tokens, mask: objective.eval_sums(params, model, tokens, mask,
+                                                       ordering.codebook),
+      in_shardings=(replicated, batch_sharding, batch_sharding), out_shardings=replicated)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Extracts (or reuses) the codes, trains to `config.num_train_steps`, returns the last eval."""
   # ---------------------------------------------------------------- checks, codes
@@ -127,20 +165,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   recon = vqvae_recon_bits_per_dim(tokenizer, config.vqvae_workdir)
 
   # ---------------------------------------------------------------- the loop's four parts
-  tx = optim.make_optimizer(config)
-  example = np.zeros((1, ordering.num_tokens), np.int32)
-
-  def init_state(key):
-    params = model.init(key, example)["params"]
-    return {"step": jax.numpy.zeros((), jax.numpy.int32), "params": params,
-            "opt_state": tx.init(params)}
-
-  dropout_root = jax.random.fold_in(jax.random.key(config.seed), 1)
-
-  def train_step(state, tokens):
-    key = jax.random.fold_in(dropout_root, state["step"])
-    loss = lambda params, batch: objective.loss_fn(params, model, batch, key)
-    return optim.gradient_step(loss, tx)(state, tokens)
+  init_state, train_step = training_parts(config, model, ordering.num_tokens)
 
   def batches(start_step):
     for step in range(start_step, config.num_train_steps):  # batch of step s+1 = train_batch(s)
@@ -149,11 +174,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                  process_count=jax.process_count())
 
   mesh = sharding.make_mesh()
-  replicated, batch_sharding = sharding.replicated(mesh), sharding.batch_sharding(mesh)
-  sums_fn = jax.jit(
-      lambda params, tokens, mask: objective.eval_sums(params, model, tokens, mask,
-                                                       ordering.codebook),
-      in_shardings=(replicated, batch_sharding, batch_sharding), out_shardings=replicated)
+  sums_fn = jit_eval_sums(model, ordering, mesh)
 
   def evaluate(state, step):  # pylint: disable=unused-argument
     totals = None

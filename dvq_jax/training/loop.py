@@ -88,6 +88,30 @@ def initial_state(init_state: Callable[[jax.Array], dict], key: jax.Array, out_s
   return jax.jit(init_state, out_shardings=out_shardings, compiler_options=options)(key)
 
 
+def abstract_state(init_state: Callable[[jax.Array], dict], key: jax.Array, mesh):
+  """The state's shapes and dtypes (nothing computed) and its sharding: replicated over `mesh`.
+
+  Returns:
+    `(abstract, state_sharding)`: a pytree of `jax.ShapeDtypeStruct`s carrying their sharding,
+    and the matching pytree of `NamedSharding`s.
+  """
+  abstract = jax.eval_shape(init_state, key)
+  state_sharding = jax.tree.map(lambda _: sharding.replicated(mesh), abstract)
+  abstract = jax.tree.map(
+      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_sharding)
+  return abstract, state_sharding
+
+
+def jit_train_step(train_step: Callable[[dict, object], tuple[dict, dict]], mesh, state_sharding):
+  """The step as the loop runs it: batch sharded on `data`, state replicated and donated."""
+  return jax.jit(
+      train_step,
+      in_shardings=(state_sharding, sharding.batch_sharding(mesh)),
+      out_shardings=(state_sharding, sharding.replicated(mesh)),
+      donate_argnums=0,
+  )
+
+
 def _check_finite(window: list[tuple[int, dict]]) -> None:
   for step, metrics in window:
     for name, value in metrics.items():
@@ -151,10 +175,7 @@ def run(
   # ---------------------------------------------------------------- state: restore or init
   mesh = sharding.make_mesh()
   key = jax.random.key(config.seed)
-  abstract = jax.eval_shape(init_state, key)
-  state_sharding = jax.tree.map(lambda _: sharding.replicated(mesh), abstract)
-  abstract = jax.tree.map(
-      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_sharding)
+  abstract, state_sharding = abstract_state(init_state, key, mesh)
   checkpointer = checkpointing.Checkpointer(workdir, config.keep_checkpoints, log)
   state = checkpointer.restore_latest(abstract)
   if state is None:
@@ -167,12 +188,7 @@ def run(
       f" starting at step {start_step}")
 
   # ---------------------------------------------------------------- compiled step
-  step_fn = jax.jit(
-      train_step,
-      in_shardings=(state_sharding, sharding.batch_sharding(mesh)),
-      out_shardings=(state_sharding, sharding.replicated(mesh)),
-      donate_argnums=0,
-  )
+  step_fn = jit_train_step(train_step, mesh, state_sharding)
   writer = MetricWriter(workdir)
   writer.drop_after(start_step)  # steps logged after the checkpoint by a killed run come again
 

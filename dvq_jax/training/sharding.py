@@ -15,9 +15,10 @@ from jax.sharding import PartitionSpec as P
 DATA_AXIS = "data"
 
 
-def make_mesh() -> Mesh:
-  """A 1-D mesh over every device of every process (Auto axis types, as jit expects)."""
-  return Mesh(np.array(jax.devices()), (DATA_AXIS,))
+def make_mesh(devices=None) -> Mesh:
+  """A 1-D mesh over `devices` (default: every device of every process; Auto axis types, as jit
+  expects). `dvq_jax.plan` passes the devices of a TPU topology it compiles for ahead of time."""
+  return Mesh(np.array(jax.devices() if devices is None else devices), (DATA_AXIS,))
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

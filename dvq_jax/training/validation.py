@@ -48,9 +48,10 @@ def check_training(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.learning_rate = {config.learning_rate!r} must be > 0, e.g. 2e-4")
 
 
-def check_devices(config: ml_collections.ConfigDict) -> None:
-  """The global batch (and `eval_batch_size`, if the config has one) must split over devices."""
-  devices = jax.device_count()
+def check_devices(config: ml_collections.ConfigDict, devices: int | None = None) -> None:
+  """The global batch (and `eval_batch_size`, if the config has one) must split over `devices`
+  (default: `jax.device_count()`)."""
+  devices = jax.device_count() if devices is None else devices
   for field in ("batch_size", "eval_batch_size"):
     value = config.get(field)
     if value and value % devices:

@@ -60,6 +60,14 @@ def finalize(sums: dict, config: ml_collections.ConfigDict, image_shape,
   }
 
 
+def jit_eval_stats(model, mesh: Mesh):
+  """The evaluation step: `(params, images, mask) -> objective.eval_stats` sums, the batch
+  sharded on `data` and the params replicated (the program `dvq_jax.plan` compiles too)."""
+  replicated, batch = sharding.replicated(mesh), sharding.batch_sharding(mesh)
+  return jax.jit(lambda params, images, mask: objective.eval_stats(params, model, images, mask),
+                 in_shardings=(replicated, batch, batch), out_shardings=replicated)
+
+
 class Evaluator:
   """Runs the jitted eval step over the whole test split and writes images (process 0)."""
 
@@ -69,9 +77,7 @@ class Evaluator:
     self._batch_size = config.eval_batch_size or config.batch_size
     replicated = sharding.replicated(mesh)
     batch = sharding.batch_sharding(mesh)
-    self._stats = jax.jit(
-        lambda params, images, mask: objective.eval_stats(params, model, images, mask),
-        in_shardings=(replicated, batch, batch), out_shardings=replicated)
+    self._stats = jit_eval_stats(model, mesh)
     self._recon = jax.jit(self._reconstruct, in_shardings=(replicated, batch),
                           out_shardings=replicated)
     self._counts = jax.jit(

@@ -44,6 +44,39 @@ def train_step(state, images, *, model, tx, microbatches=1):
   return optim.apply_gradients(state, grads, tx), metrics
 
 
+def training_parts(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]):
+  """The model and the loop's `init_state` and `train_step` for a checked config.
+
+  `train_and_evaluate` trains with them and `dvq_jax.plan` compiles them ahead of time, so the
+  planned program is the trained one.
+
+  Args:
+    config: a learned-prior config (`validation.check_config` passed).
+    image_shape: `(H, W, C)` of the data set's images.
+
+  Returns:
+    `(model, init_state, train_step)`: `init_state(key) -> state` and
+    `train_step(state, images) -> (state, metrics)` on uint8 images `(batch, H, W, C)`.
+  """
+  model = vqvae.build_model(config, image_shape)  # also checks the image size fits
+  tx = optim.make_optimizer(config)
+  stateful = codebook_learning.is_stateful(config)
+
+  def init_state(key):
+    params = model.init(key, jnp.zeros((1, *image_shape), jnp.uint8))["params"]
+    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
+    if stateful:
+      state["codebook_state"] = codebook_learning.init_codebook_state(
+          config, params["quantize"]["codebooks"])
+    return state
+
+  if stateful:
+    step = functools.partial(codebook_learning.train_step, model=model, tx=tx, config=config)
+  else:
+    step = functools.partial(train_step, model=model, tx=tx, microbatches=config.microbatches)
+  return model, init_state, step
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains for `config.num_train_steps` (resuming from `workdir`), returns the final eval."""
   # Every check before any compute: config, devices, workdir, data, model vs. image size.
@@ -54,18 +87,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   training_validation.check_workdir(workdir)
   data = data_lib.load(config)
   data_lib.check_batch_size(data, config.batch_size, jax.process_count())
-  model = vqvae.build_model(config, data.image_shape)  # also checks the image size fits
+  model, init_state, step = training_parts(config, data.image_shape)
   validation.check_kmeans_vectors(config, data.image_shape)
-  tx = optim.make_optimizer(config)
-  stateful = codebook_learning.is_stateful(config)
-
-  def init_state(key):
-    params = model.init(key, jnp.zeros((1, *data.image_shape), jnp.uint8))["params"]
-    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
-    if stateful:
-      state["codebook_state"] = codebook_learning.init_codebook_state(
-          config, params["quantize"]["codebooks"])
-    return state
 
   def batches(start_step):
     return data_lib.train_batches(
@@ -86,10 +109,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     kmeans = functools.partial(codebook_learning.kmeans_state, model=model, config=config)
     return jax.jit(kmeans)(state, sharding.global_batch(mesh, local))
 
-  if stateful:
-    step = functools.partial(codebook_learning.train_step, model=model, tx=tx, config=config)
-  else:
-    step = functools.partial(train_step, model=model, tx=tx, microbatches=config.microbatches)
   evaluator = evaluate.Evaluator(config, model, data, mesh, workdir)
   return loop.run(
       config, workdir,
