@@ -68,11 +68,8 @@ def main(argv) -> None:
     _fail(str(e))
   name = config_flags.get_config_filename(flags.FLAGS["config"])
   print(report.json_text(result, name) if _JSON.value else report.text(result, name))
-  for planned in result.too_big():
-    chip = result.target.chip
-    _fail(f"{planned.analysis.name} needs {planned.analysis.memory_bytes / 1e9:.3g} GB per chip,"
-          f" more than the {chip.hbm_bytes / 1e9:.3g} GB of a {chip.name}; lower"
-          " config.batch_size, raise config.microbatches or plan a larger slice")
+  for message in report.fit_errors(result):
+    _fail(message)
 
 
 if __name__ == "__main__":

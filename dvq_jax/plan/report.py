@@ -90,5 +90,13 @@ def as_dict(plan: Plan, config_name: str) -> dict:
   }
 
 
+def fit_errors(plan: Plan) -> list[str]:
+  """One line per program whose per-chip memory exceeds the chip's HBM."""
+  chip = plan.target.chip
+  return [f"{p.analysis.name} needs {_gb(p.analysis.memory_bytes)} per chip, more than the"
+          f" {_gb(chip.hbm_bytes)} of a {chip.name}; lower config.batch_size, raise"
+          " config.microbatches or plan a larger slice" for p in plan.too_big()]
+
+
 def json_text(plan: Plan, config_name: str) -> str:
   return json.dumps(as_dict(plan, config_name), indent=2)
