@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Trains dvq_jax on a Cloud TPU VM or pod slice: creates the VM, ships this checkout to every
-# worker, installs '.[tpu]', runs `python3 -m dvq_jax.main` on all workers (streaming their
-# output here), then deletes the VM. `--help` lists the flags; launch/README.md has recipes.
+# Trains dvq_jax on a Cloud TPU VM or pod slice: plans the run here (`python3 -m dvq_jax.plan`:
+# the steps compiled for the slice; stops if they do not compile or fit), creates the VM, ships
+# this checkout to every worker, installs '.[tpu]', runs `python3 -m dvq_jax.main` on all
+# workers (streaming their output here), then deletes the VM. `--help` lists the flags;
+# launch/README.md has recipes.
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
 Usage: launch/tpu_vm.sh --config=configs/X.py[:ARG] --run=NAME [flags] [-- --config.FIELD=VALUE ...]
 
-Creates a Cloud TPU VM (or pod slice), copies this checkout (git archive of HEAD) to every
+First plans the run on this machine: `python3 -m dvq_jax.plan` compiles its train and
+evaluation steps for the slice ahead of time (needs `pip install -e '.[tpu]'` here, no TPU) and stops,
+before anything is created, if a step does not compile or does not fit the chips' memory.
+Then creates a Cloud TPU VM (or pod slice), copies this checkout (git archive of HEAD) to every
 worker, installs it with `pip install -e '.[tpu]'` into a Python 3.12 venv (jax needs >= 3.11;
 TPU runtimes ship 3.10), runs
   python3 -m dvq_jax.main --config=... --workdir=BUCKET/RUN --config.distributed=True ...
@@ -34,6 +39,8 @@ Flags (environment fallback in brackets):
   --git-url=URL         clone URL on the workers instead of shipping local HEAD
   --git-ref=REF         branch, tag or commit to check out after --git-url
   --spot | --preemptible  cheaper capacity that can be reclaimed (rerun to resume)
+  --python=PATH         the local Python that plans the run       [DVQ_PYTHON]    (python3)
+  --no-plan             skip the plan (e.g. no libtpu on this machine)
   --reuse               use the existing VM NAME instead of creating it
   --no-install          skip the venv and pip install (the code is still shipped)
   --keep                do not delete the VM at the end or on failure
@@ -67,6 +74,8 @@ runtime=${DVQ_TPU_VERSION:-}
 tpu_name=${DVQ_TPU_NAME:-}
 python_version=${DVQ_PYTHON_VERSION:-3.12}
 tfds_dir=${DVQ_TFDS_DIR:-}
+python=${DVQ_PYTHON:-python3}
+plan=true
 config=""
 git_url=""
 git_ref=""
@@ -87,6 +96,7 @@ while (($# > 0)); do
     --keep) keep=true; continue ;;
     --reuse) reuse=true; continue ;;
     --no-install) install=false; continue ;;
+    --no-plan) plan=false; continue ;;
     --spot | --preemptible)
       [[ -z "${capacity}" || "${capacity}" == "${arg}" ]] \
         || die "--spot and --preemptible exclude each other; pass one"
@@ -109,6 +119,7 @@ while (($# > 0)); do
     --name) tpu_name=${value} ;;
     --python-version) python_version=${value} ;;
     --tfds-dir) tfds_dir=${value} ;;
+    --python) python=${value} ;;
     --git-url) git_url=${value} ;;
     --git-ref) git_ref=${value} ;;
     *) die "unknown flag ${flag}; see --help" ;;
@@ -244,6 +255,13 @@ if ((${#overrides[@]} > 0)); then
 fi
 
 # ---------------------------------------------------------------- run
+if [[ "${plan}" == true ]]; then
+  # The accelerator type names the slice (dvq_jax.plan maps it to its chip grid).
+  plan_run=("${python}" -m dvq_jax.plan --config="${repo_root}/${config}"
+    --topology="${accelerator}")
+  run "${plan_run[@]}" ${overrides[@]+"${overrides[@]}"} \
+    || die "the plan above stopped the launch before creating anything; fix the config, or pass --no-plan"
+fi
 if [[ "${reuse}" == false ]]; then
   run "${create[@]}"
 fi

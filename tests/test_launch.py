@@ -71,7 +71,9 @@ def test_tpu_dry_run_prints_create_ship_install_train_delete():
   commands = _dry_run(TPU, *TPU_ARGS, "--", TRICKY, "--config.batch_size=256")
   where = ["--project=my-proj", "--zone=us-central2-b"]
   tpu = ["gcloud", "compute", "tpus", "tpu-vm"]
-  create, archive, scp, setup, train, delete = commands
+  plan, create, archive, scp, setup, train, delete = commands
+  assert plan == ["python3", "-m", "dvq_jax.plan", f"--config={REPO}/configs/cifar10.py",
+                  "--topology=v4-8", TRICKY, "--config.batch_size=256"]
   assert create == [*tpu, "create", "dvq-cifar10-dvq", *where, "--accelerator-type=v4-8",
                     "--version=tpu-ubuntu2204-base"]
   tarball = _flag(archive, "--output")
@@ -95,7 +97,8 @@ def test_tpu_dry_run_prints_create_ship_install_train_delete():
     ("v5p-16", "v2-alpha-tpuv5"), ("v6e-8", "v2-alpha-tpuv6e")])
 def test_tpu_pod_slice_runs_distributed_on_every_worker(accelerator, runtime):
   commands = _dry_run(TPU, *TPU_ARGS, f"--accelerator={accelerator}", "--spot")
-  create, train = commands[0], commands[-2]
+  plan, create, train = commands[0], commands[1], commands[-2]
+  assert plan[-1] == f"--topology={accelerator}"
   assert create[-3:] == [f"--accelerator-type={accelerator}", f"--version={runtime}", "--spot"]
   assert all("--worker=all" in c for c in commands if c[4] in ("scp", "ssh"))
   assert "--config.distributed=True" in _bash_words(_flag(train, "--command"), " -m dvq_jax.main ")
@@ -118,7 +121,8 @@ def test_tpu_env_fallbacks_reuse_keep_and_git_url():
   commands = _dry_run(TPU, "--config=configs/imagenet64.py:small", "--reuse", "--keep",
                       "--no-install", "--git-url=https://example.com/my repo.git",
                       "--git-ref=main", env=env)
-  setup, train = commands  # no create, no archive/scp, no delete
+  plan, setup, train = commands  # no create, no archive/scp, no delete
+  assert plan[-1] == "--topology=v5p-8"
   assert setup[4:7] == ["ssh", "dvq-run-2-b", "--worker=all"]
   assert "--project=env-project" in setup and "--zone=europe-west4-a" in setup
   fetch = _flag(setup, "--command")
@@ -195,15 +199,23 @@ def _without_tarball(commands: list[list[str]]) -> list[list[str]]:
           for c in commands]
 
 
+def _gcloud_calls(log: pathlib.Path) -> list[dict]:
+  return [c for c in _log(log) if c["prog"] == "gcloud"]
+
+
 def test_tpu_real_run_executes_exactly_the_dry_run_commands(tmp_path):
   _fake(tmp_path / "bin", "gcloud", _GCLOUD_SCP_BODY)
+  _fake(tmp_path / "bin", "python3")  # plans
   env = _env(tmp_path / "bin", FAKE_LOG=str(tmp_path / "log"))
   args = [*TPU_ARGS, "--accelerator=v4-16", "--", TRICKY]
-  printed = [c for c in _dry_run(TPU, *args, env=env) if c[0] == "gcloud"]
+  printed = _dry_run(TPU, *args, env=env)
   result = _run(TPU, *args, env=env)
   assert result.returncode == 0, result.stderr
-  calls = _log(tmp_path / "log")
-  assert _without_tarball([["gcloud", *c["argv"]] for c in calls]) == _without_tarball(printed)
+  plan = _log(tmp_path / "log")[0]
+  assert ["python3", *plan["argv"]] == printed[0]
+  calls = _gcloud_calls(tmp_path / "log")
+  assert _without_tarball([["gcloud", *c["argv"]] for c in calls]) == _without_tarball(
+      [c for c in printed if c[0] == "gcloud"])
   shipped = calls[1]["shipped"]
   assert "configs/cifar10.py" in shipped and "dvq_jax/main.py" in shipped
   assert not pathlib.Path(calls[1]["argv"][4]).exists()  # the local temp dir is cleaned up
@@ -231,8 +243,8 @@ def test_tpu_worker_commands_run_in_a_real_bash(tmp_path):
   _fake(home / "dvq_venv" / "bin", "python3")  # what the install step would have created
   env = _env(tmp_path / "bin", FAKE_LOG=str(tmp_path / "log"), FAKE_HOME=str(home),
              FAKE_GCS=str(gcs))
-  result = _run(TPU, *TPU_ARGS, "--no-install", "--tfds-dir=gs://my-bucket/tfds", "--", TRICKY,
-                env=env)
+  result = _run(TPU, *TPU_ARGS, "--no-install", "--no-plan", "--tfds-dir=gs://my-bucket/tfds",
+                "--", TRICKY, env=env)
   assert result.returncode == 0, result.stderr
   train = [c for c in _log(tmp_path / "log") if c["prog"] == "python3"]
   assert len(train) == 1 and train[0]["cwd"] == str(home / "dvq_jax")
@@ -248,27 +260,40 @@ def test_tpu_worker_commands_run_in_a_real_bash(tmp_path):
 @pytest.mark.parametrize("keep", [False, True])
 def test_tpu_vm_deleted_when_training_fails_unless_keep(tmp_path, keep):
   _fake(tmp_path / "bin", "gcloud")
+  _fake(tmp_path / "bin", "python3")
   env = _env(tmp_path / "bin", FAKE_LOG=str(tmp_path / "log"), FAKE_FAIL_ON="dvq_jax.main")
   result = _run(TPU, *TPU_ARGS, *(["--keep"] if keep else []), env=env)
   assert result.returncode == 1
-  verbs = [c["argv"][3] for c in _log(tmp_path / "log")]
+  verbs = [c["argv"][3] for c in _gcloud_calls(tmp_path / "log")]
   assert verbs == ["create", "scp", "ssh", "ssh"] + ([] if keep else ["delete"])
 
 
 def test_tpu_vm_deleted_when_the_script_is_terminated(tmp_path):
   _fake(tmp_path / "bin", "gcloud")
+  _fake(tmp_path / "bin", "python3")
   env = _env(tmp_path / "bin", FAKE_LOG=str(tmp_path / "log"), FAKE_FAIL_ON="dvq_jax.main",
              FAKE_SIGNAL="SIGTERM")
   result = _run(TPU, *TPU_ARGS, env=env)
   assert result.returncode == 128 + signal.SIGTERM
-  assert [c["argv"][3] for c in _log(tmp_path / "log")][-1] == "delete"
+  assert [c["argv"][3] for c in _gcloud_calls(tmp_path / "log")][-1] == "delete"
 
 
 def test_tpu_failed_create_deletes_nothing(tmp_path):
   _fake(tmp_path / "bin", "gcloud")
+  _fake(tmp_path / "bin", "python3")
   env = _env(tmp_path / "bin", FAKE_LOG=str(tmp_path / "log"), FAKE_FAIL_ON="create")
   assert _run(TPU, *TPU_ARGS, env=env).returncode == 1
-  assert [c["argv"][3] for c in _log(tmp_path / "log")] == ["create"]
+  assert [c["argv"][3] for c in _gcloud_calls(tmp_path / "log")] == ["create"]
+
+
+def test_tpu_failed_plan_creates_nothing(tmp_path):
+  _fake(tmp_path / "bin", "gcloud")
+  _fake(tmp_path / "bin", "python3")
+  env = _env(tmp_path / "bin", FAKE_LOG=str(tmp_path / "log"), FAKE_FAIL_ON="dvq_jax.plan")
+  result = _run(TPU, *TPU_ARGS, env=env)
+  assert result.returncode == 2
+  assert result.stderr.splitlines()[-1].startswith("error: the plan above stopped the launch")
+  assert [c["prog"] for c in _log(tmp_path / "log")] == ["python3"]
 
 
 # ---------------------------------------------------------------- gpu.sh
@@ -426,5 +451,5 @@ def test_readme_dry_run_sample_matches_the_script():
   result = _run(REPO / script, *args, env=_env(**env))
   assert result.returncode == 0, result.stderr
   tarball = re.compile(r"[^\s=]+/dvq_jax\.tar\.gz")
-  expected = sample.group(2).replace("-C /home/me/dvq_jax ", f"-C {REPO} ")
+  expected = sample.group(2).replace("/home/me/dvq_jax", str(REPO))
   assert tarball.sub("TARBALL", result.stdout) == tarball.sub("TARBALL", expected)

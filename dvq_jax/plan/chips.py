@@ -44,7 +44,8 @@ CHIPS = {
 }
 # Chip grids per generation: 2-D for v5e/v6e ("4x4"), 3-D for v4/v5p ("2x2x1").
 _TPU_DIMS = {"v4": 3, "v5e": 2, "v5p": 3, "v6e": 2}
-_FORMS = "v4:AxBxC, v5p:AxBxC, v5e:AxB, v6e:AxB (e.g. v5e:4x4), cpu:N or h100"
+_FORMS = ("v4:AxBxC, v5p:AxBxC, v5e:AxB, v6e:AxB (e.g. v5e:4x4), an accelerator type (v4-8,"
+          " v5litepod-16, v5p-8, v6e-8), cpu:N or h100")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,15 +64,39 @@ class Target:
   estimate: bool
 
 
+# Cloud TPU accelerator types (`--accelerator-type`, as launch/tpu_vm.sh takes them) -> chip
+# grids: v5e/v6e count chips, v4/v5p count TensorCores (2 per chip); the shapes are the
+# generations' standard slice shapes (https://cloud.google.com/tpu/docs/v5e, .../v4, ...).
+_ACCELERATORS = {"v5litepod": "v5e", "v5e": "v5e", "v6e": "v6e", "v4": "v4", "v5p": "v5p"}
+_GRIDS_2D = {1: (1, 1), 4: (2, 2), 8: (2, 4), 16: (4, 4), 32: (4, 8), 64: (8, 8), 128: (8, 16),
+             256: (16, 16)}
+_GRIDS_3D = {4: (2, 2, 1), 8: (2, 2, 2), 16: (2, 2, 4), 32: (2, 4, 4), 64: (4, 4, 4),
+             128: (4, 4, 8), 256: (4, 8, 8), 512: (8, 8, 8), 1024: (8, 8, 16),
+             2048: (8, 16, 16), 4096: (16, 16, 16)}
+
+
+def _accelerator_grid(topology: str) -> str | None:
+  """`"v5litepod-16"` -> "v5e:4x4", `"v4-8"` -> "v4:2x2x1"; None if not an accelerator type."""
+  match = re.fullmatch(r"(v5litepod|v5e|v6e|v4|v5p)-(\d+)", topology)
+  if not match:
+    return None
+  kind = _ACCELERATORS[match.group(1)]
+  count = int(match.group(2))
+  grid = _GRIDS_3D.get(count // 2) if _TPU_DIMS[kind] == 3 else _GRIDS_2D.get(count)
+  return f"{kind}:{'x'.join(map(str, grid))}" if grid else None
+
+
 def parse(topology: str) -> tuple[str, tuple[int, ...]]:
-  """`"v5e:4x4"` -> ("v5e", (4, 4)); `"cpu:8"` -> ("cpu", (8,)); `"h100"` -> ("h100", (1,)).
+  """`"v5e:4x4"` -> ("v5e", (4, 4)); `"cpu:8"` -> ("cpu", (8,)); `"h100"` -> ("h100", (1,));
+  a Cloud TPU accelerator type names its slice's standard shape.
 
   Raises:
     ConfigError: an unknown generation or a malformed shape; the message lists the forms.
 
-  >>> parse("v4:2x2x1")
-  ('v4', (2, 2, 1))
+  >>> parse("v4:2x2x1"), parse("v4-8"), parse("v5litepod-16")
+  (('v4', (2, 2, 1)), ('v4', (2, 2, 1)), ('v5e', (4, 4)))
   """
+  topology = _accelerator_grid(topology) or topology
   kind, _, shape = topology.partition(":")
   if kind == "h100" and not shape:
     return kind, (1,)
