@@ -2,9 +2,12 @@ r"""Accelerator readiness check: train-step throughput/MFU and the two nearest-c
 
 Prints, for the backend JAX finds (GPU, TPU or CPU):
   1. configs/cifar10.py's real train step (`dvq_jax.vqvae.train.train_step`, jitted, state
-     donated) at batch 128 and 512 in float32 and bfloat16 (`config.model.dtype`): step time,
-     images/s, XLA's FLOPs per step (`cost_analysis`) and MFU against the device's peak
-     (`PEAK_TFLOPS` below, or --peak_tflops_fp32/--peak_tflops_bf16).
+     donated, batch sharded over the local devices as `training.loop` runs it) at batch 128
+     and 512 in float32 and bfloat16 (`config.model.dtype`): step time, images/s, XLA's FLOPs
+     per step (`cost_analysis`), MFU = those FLOPs / step time / the device's peak
+     (`PEAK_TFLOPS` below, or --peak_tflops_fp32/--peak_tflops_bf16), and, on a chip
+     `dvq_jax.plan` knows, its roofline bound from the same program's FLOPs and bytes (what
+     `python -m dvq_jax.plan --topology=h100` estimates without a GPU).
   2. Depthwise quantization forward+backward (straight-through, codebook and commitment losses,
      gradients w.r.t. z and the codebooks) at S1 (N 8192, L 8, D 32, K 512) and at (N 262144,
      L 8, D 32, K 4096) for
@@ -23,7 +26,6 @@ The full check is sized for < 5 minutes on one GPU/TPU:
 """
 
 import argparse
-import functools
 import os
 import statistics
 import time
@@ -34,10 +36,11 @@ import numpy as np
 
 from configs import cifar10
 from dvq_jax import quantizers as q
+from dvq_jax.plan import chips
+from dvq_jax.plan import roofline
 from dvq_jax.training import loop
-from dvq_jax.training import optim
+from dvq_jax.training import sharding
 from dvq_jax.vqvae import train
-from dvq_jax.vqvae.model import build_model
 
 # Dense peak TFLOP/s by device_kind substring: (float32 as XLA runs it, bfloat16). On NVIDIA
 # GPUs XLA runs float32 matmuls/convs as TF32 by default, so the float32 peak is TF32's.
@@ -85,28 +88,30 @@ def _time(fn, args, repeats: int) -> tuple[float, float]:
   return min(times), statistics.median(times)
 
 
-def _flops(compiled) -> float:
+def _cost(compiled, key: str) -> float:
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else {}
-  return float((cost or {}).get("flops", float("nan")))
+  return float((cost or {}).get(key, float("nan")))
+
+
+def _flops(compiled) -> float:
+  return _cost(compiled, "flops")
 
 
 def check_train_step(batch: int, dtype: str, small: bool, repeats: int, peak: float | None):
   config = cifar10.get_config("small" if small else None)
   config.model.dtype = dtype
-  model = build_model(config, (32, 32, 3))
-  tx = optim.make_optimizer(config)
+  config.batch_size = batch
+  # The trainer's own state and step, jitted as the loop jits them, over every local device.
+  _, init_state, step = train.training_parts(config, (32, 32, 3))
+  mesh = sharding.make_mesh()
+  _, state_sharding = loop.abstract_state(init_state, jax.random.key(0), mesh)
+  state = loop.initial_state(init_state, jax.random.key(0), state_sharding)
   rng = np.random.default_rng(0)
-  images = jnp.asarray(rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8))
-
-  def init_state(key):
-    params = model.init(key, images[:1])["params"]
-    return {"step": jnp.int32(0), "params": params, "opt_state": tx.init(params)}
-  state = loop.initial_state(init_state, jax.random.key(0), None)
-  step = jax.jit(functools.partial(train.train_step, model=model, tx=tx), donate_argnums=0)
+  images = sharding.global_batch(mesh, rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8))
   start = time.perf_counter()
-  compiled = step.lower(state, images).compile()
+  compiled = loop.jit_train_step(step, mesh, state_sharding).lower(state, images).compile()
   compile_s = time.perf_counter() - start
   flops = _flops(compiled)
   times = []
@@ -118,10 +123,16 @@ def check_train_step(batch: int, dtype: str, small: bool, repeats: int, peak: fl
       times.append(time.perf_counter() - start)
   assert np.isfinite(float(metrics["loss"])), "train step gave a non-finite loss"
   median = statistics.median(times)
+  # FLOPs are the compiled program's (per device); MFU is measured FLOP/s over the peak.
   mfu = f"{100 * flops / median / (peak * 1e12):.1f}%" if peak else "n/a (peak unknown)"
+  chip = chips.chip_for_device_kind(jax.devices()[0].device_kind)
+  bound = ""
+  if chip is not None:
+    r = roofline.roofline(flops, _cost(compiled, "bytes accessed"), batch, chip)
+    bound = f" roofline {r.step_seconds * 1e3:.1f} ms, MFU <= {100 * r.mfu:.1f}% |"
   print(f"| train step | {dtype} | batch {batch} | {median * 1e3:.1f} ms | {batch / median:.1f}"
-        f" images/s | {flops / 1e9:.1f} GFLOP/step | MFU {mfu} | compile {compile_s:.1f} s |",
-        flush=True)
+        f" images/s | {flops / 1e9:.1f} GFLOP/step | MFU {mfu} |{bound} compile"
+        f" {compile_s:.1f} s |", flush=True)
 
 
 def check_quantizer(n: int, num_codebooks: int, dim: int, k: int, repeats: int) -> None:

@@ -64,6 +64,23 @@ class Target:
   estimate: bool
 
 
+# `jax.Device.device_kind` of each chip (JAX reports v5e as "TPU v5 lite", v5p as "TPU v5").
+_DEVICE_KINDS = (("TPU v5 lite", "v5e"), ("TPU v6 lite", "v6e"), ("TPU v5", "v5p"),
+                 ("TPU v4", "v4"), ("H100", "h100"))
+
+
+def chip_for_device_kind(device_kind: str) -> Chip | None:
+  """The chip a device reports itself as (`jax.devices()[0].device_kind`); None if unknown.
+
+  >>> chip_for_device_kind("NVIDIA H100 80GB HBM3").name, chip_for_device_kind("cpu")
+  ('NVIDIA H100 SXM', None)
+  """
+  for prefix, name in _DEVICE_KINDS:
+    if prefix in device_kind:
+      return CHIPS[name]
+  return None
+
+
 # Cloud TPU accelerator types (`--accelerator-type`, as launch/tpu_vm.sh takes them) -> chip
 # grids: v5e/v6e count chips, v4/v5p count TensorCores (2 per chip); the shapes are the
 # generations' standard slice shapes (https://cloud.google.com/tpu/docs/v5e, .../v4, ...).

@@ -42,8 +42,11 @@ def _program_lines(planned: Planned, plan: Plan) -> list[str]:
   lines.append(f"  collectives         {collectives}")
   if planned.fusions:
     total = planned.fusions["total"][0]
+    # On TPU XLA's cost model charges more than operands + results (its totals above); the
+    # ranking still shows which operations move the most data.
     lines.append(f"  top operations (operands + result bytes, matmul/conv FLOPs; all operations:"
-                 f" {_gb(total.bytes)}, {total.flops / 1e9:.4g} GFLOP)")
+                 f" {_gb(total.bytes)} of XLA's {_gb(a.bytes_accessed)}, {total.flops / 1e9:.4g}"
+                 f" of its {a.flops / 1e9:.4g} GFLOP)")
     for key, title in (("by_bytes", "by bytes"), ("by_flops", "by FLOPs")):
       lines.append(f"    {title}:")
       for op in planned.fusions[key]:
