@@ -33,12 +33,16 @@ def test_every_trained_config_is_found():
           "configs/prior.py:small"} <= set(specs)
 
 
-def test_every_train_step_compiles_for_a_tpu_slice():
+def _tpu_or_skip(topology: str) -> chips.Target:
   try:
-    target = chips.target("v5e:2x2")
+    return chips.target(topology)
   except ConfigError as e:
     pytest.skip(f"TPU ahead-of-time compilation is not available here, so it was NOT checked:"
                 f" {e}")
+
+
+def test_every_train_step_compiles_for_a_tpu_slice():
+  target = _tpu_or_skip("v5e:2x2")
   mesh = sharding.make_mesh(target.devices)
   results = plan_compiles.compile_distinct(plan_compiles.train_steps(mesh))
   for spec, result in results.items():
@@ -46,6 +50,17 @@ def test_every_train_step_compiles_for_a_tpu_slice():
     assert 0 < result.memory_bytes < target.chip.hbm_bytes, spec
     # Data parallel: the gradients are summed over the 4 chips.
     assert result.collectives.get("all-reduce", {}).get("count", 0) >= 1, (spec, result)
+
+
+@pytest.mark.extended  # full-size configs: minutes of TPU compilation each on 2 cores
+@pytest.mark.parametrize("spec", [s.removesuffix(":small") for s in plan_compiles.trained_configs()])
+def test_full_size_train_steps_compile_and_fit_a_v5e_4x4_slice(spec):
+  _tpu_or_skip("v5e:4x4")
+  result = planner.plan(config_files.load(spec), "v5e:4x4", only=("train_step",),
+                        vqvae_config=config_files.load(plan_compiles.FULL_VQVAE_FOR_PRIOR))
+  (step,) = result.programs
+  assert step.analysis.flops > 0 and report.fit_errors(result) == []
+  assert step.analysis.collectives["all-reduce"]["count"] >= 1
 
 
 _CPU8_SCRIPT = """
