@@ -101,6 +101,13 @@ def test_matmul_flops_and_bytes_match_hand_counts():
   assert cost["flops"] == 2 * 64 * 128 * 32
 
 
+def test_batched_matmul_flops_match_hand_count():
+  q, k = jnp.ones((2, 16, 4, 8), jnp.float32), jnp.ones((2, 16, 4, 8), jnp.float32)
+  text, cost = _compiled_text(lambda a, b: jnp.einsum("bqhd,bkhd->bhqk", a, b), q, k)
+  assert sum(o.flops for o in fusions.operations(text)) == 2 * (2 * 4 * 16 * 16) * 8
+  assert cost["flops"] == 2 * (2 * 4 * 16 * 16) * 8
+
+
 def test_loop_bodies_count_once_per_iteration():
   def body(_, carry):
     return jnp.tanh(carry @ carry)
@@ -118,6 +125,15 @@ def test_convolution_flops_match_hand_count():
       a, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
   text, _ = _compiled_text(conv, images, kernel)
   assert sum(o.flops for o in fusions.operations(text)) == 2 * (2 * 8 * 8 * 16) * 9 * 3
+
+
+def test_transposed_convolution_counts_only_the_taps_that_hit_inputs():
+  images, kernel = jnp.ones((1, 4, 4, 3), jnp.float32), jnp.ones((4, 4, 3, 5), jnp.float32)
+  upsample = lambda a, k: jax.lax.conv_transpose(a, k, (2, 2), "SAME",
+                                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  text, _ = _compiled_text(upsample, images, kernel)
+  # Stride 2 with a 4x4 kernel: each of the 8x8x5 outputs sums 2x2 taps over 3 channels.
+  assert sum(o.flops for o in fusions.operations(text)) == 2 * (8 * 8 * 5) * 4 * 3
 
 
 def test_shape_bytes_pads_to_layout_tiles():
