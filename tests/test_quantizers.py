@@ -317,7 +317,7 @@ def test_large_codebooks_are_searched_in_chunks_with_ties_to_the_lowest_index():
   rng = np.random.default_rng(0)
   x, e = rng.integers(-4, 5, (600, 3)), rng.integers(-4, 5, (4000, 3))
   e = np.concatenate([e, e, e])
-  assert _nearest._plan(600, len(e))[2] < len(e)  # chunked
+  assert _nearest._plan(600, 1, len(e), _nearest._FORMS[_nearest.search_form()])[2] < len(e)
   codes = np.asarray(jax.jit(q.nearest_codes)(jnp.asarray(x, jnp.float32),
                                               jnp.asarray(e, jnp.float32)))
   np.testing.assert_array_equal(codes, brute_force_codes(x, e))
