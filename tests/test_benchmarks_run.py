@@ -36,8 +36,9 @@ CASES = {
     "init_compile": (["init_compile.py", "configs/demo.py:small"],
                      [r"^\| configs/demo.py:small \| [\d,]+ \| [\d.]+ \| [\d.]+ \| [\d.]+x \|"
                       r" True \|$"]),
-    "quantizer_large_k": (["quantizer_large_k.py", "--vectors", "2048", "--codes", "1024",
-                           "--repeats", "1"], [r"codes identical: True$"]),
+    "search_forms": (["search_forms.py", "--sizes", "512,2,4,64", "300,2,3,70000", "--rounds",
+                      "1"], [r"^\| two_pass \| 300 \| 2 \| 3 \| 70000 \| .* \| True \|$",
+                             r"^\| argmin \| 300 \| 2 \| 3 \| 70000 \| .* \| True \|$"]),
     "quantizer_memory": (["quantizer_memory.py", "--vectors", "4096", "--codes", "1024"],
                          [r"limit 4 GB: OK$"]),
     "prior_sampling_bench": (["prior_sampling_bench.py", "--quick", "--num_samples", "2",

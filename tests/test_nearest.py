@@ -22,7 +22,7 @@ from tests.conftest import ROOT
 from tests.conftest import brute_force_codes
 from tests.conftest import sq_distances
 
-FORMS = ("argmin", "two_pass")
+FORMS = _nearest.SEARCH_FORMS
 # name: (N, K, D, data, dtype)
 CASES = {
     "one_dim": (60, 8, 1, "normal", jnp.float32),  # 106 of 240 codes wrong once, at -O0

@@ -17,7 +17,7 @@ searches only its own rows -- no gather.
 Two forms reduce a tile; `search_form` picks one per backend:
 
 * `"argmin"` (GPU, TPU): one variadic reduction of (score, index) pairs, a single pass over the
-  tile; tiles of `_FORMS["argmin"].tile_bytes`.
+  tile (XLA:TPU fuses it with the matmul); 64 MiB tiles.
 * `"two_pass"` (CPU): the row minimum, then the lowest index whose score equals it, both plain
   min-reductions over the tile, which is materialized once (an optimization barrier keeps XLA
   from fusing the score computation into each reduction). XLA:CPU vectorizes min-reductions
@@ -80,6 +80,7 @@ _FORMS = {
     "argmin": _Form(_argmin, tile_bytes=64 << 20, min_rows=1024),
     "two_pass": _Form(_two_pass, tile_bytes=4 << 20, min_rows=256),
 }
+SEARCH_FORMS = tuple(sorted(_FORMS))
 
 
 def search_form() -> str:
@@ -90,7 +91,7 @@ def search_form() -> str:
     return "two_pass" if jax.default_backend() == "cpu" else "argmin"
   if form not in _FORMS:
     raise ValueError(f"{SEARCH_FORM_ENV}={form!r} is not a search form: set it to one of"
-                     f" {sorted(_FORMS)}, or unset it for the backend's default")
+                     f" {list(SEARCH_FORMS)}, or unset it for the backend's default")
   return form
 
 
@@ -216,7 +217,7 @@ def search_slices(x: jax.Array, codebooks: jax.Array, *,
   sg = jax.lax.stop_gradient
   form = form or search_form()
   if form not in _FORMS:
-    raise ValueError(f"form={form!r} is not a search form: use one of {sorted(_FORMS)} or None"
+    raise ValueError(f"form={form!r} is not a search form: use one of {list(SEARCH_FORMS)} or None"
                      " for the backend's default")
   return _searcher(precision, form)(sg(x).astype(jnp.float32), sg(codebooks).astype(jnp.float32))
 
