@@ -105,9 +105,9 @@ def test_vmapped_searches_match_the_brute_force(form):
 
 def test_the_form_follows_the_backend_and_the_environment(monkeypatch):
   monkeypatch.delenv(_nearest.SEARCH_FORM_ENV, raising=False)
-  assert _nearest.search_form() == "two_pass"  # this suite runs on CPU
+  assert q.search_form() == "two_pass"  # this suite runs on CPU
   monkeypatch.setenv(_nearest.SEARCH_FORM_ENV, "argmin")
-  assert _nearest.search_form() == "argmin"
+  assert q.search_form() == "argmin"
   monkeypatch.setenv(_nearest.SEARCH_FORM_ENV, "fused")
   with pytest.raises(ValueError, match=r"DVQ_NEAREST_SEARCH='fused' .*\['argmin', 'two_pass'\]"):
     q.nearest_codes(jnp.zeros((2, 3)), jnp.zeros((4, 3)))

@@ -21,7 +21,8 @@ Two forms reduce a tile; `search_form` picks one per backend:
 * `"two_pass"` (CPU): the row minimum, then the lowest index whose score equals it, both plain
   min-reductions over the tile, which is materialized once (an optimization barrier keeps XLA
   from fusing the score computation into each reduction). XLA:CPU vectorizes min-reductions
-  but runs a variadic reduction as scalar code, several times slower; 4 MiB tiles stay in cache.
+  but runs a variadic reduction as scalar code, several times slower; 4 MiB tiles stay in the
+  last-level cache.
 
 The environment variable `DVQ_NEAREST_SEARCH` (`argmin` or `two_pass`) overrides the choice, for
 benchmarks; it is read when a search is traced.
@@ -84,8 +85,12 @@ SEARCH_FORMS = tuple(sorted(_FORMS))
 
 
 def search_form() -> str:
-  """The search form used when a search is traced: `$DVQ_NEAREST_SEARCH` if set, else `"two_pass"`
-  on CPU and `"argmin"` on GPU and TPU (see the module docstring)."""
+  """The form a nearest-code search traced now uses (the module docstring describes both).
+
+  Returns:
+    `$DVQ_NEAREST_SEARCH` if set (`"argmin"` or `"two_pass"`; anything else raises a
+    ValueError), else `"two_pass"` on CPU and `"argmin"` on GPU and TPU.
+  """
   form = os.environ.get(SEARCH_FORM_ENV, "")
   if not form:
     return "two_pass" if jax.default_backend() == "cpu" else "argmin"
