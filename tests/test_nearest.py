@@ -82,6 +82,17 @@ def test_large_codebooks_are_chunked_in_both_forms():
 
 
 @pytest.mark.parametrize("form", FORMS)
+def test_memory_grows_with_n_plus_k_in_both_forms(form):
+  """N = 2^20 vectors, L = 8 codebooks of K = 65,536, D = 4, compiled only: all (N, K) scores
+  would be 2 TiB; the temporaries must stay within a few copies of x (128 MiB) and one tile."""
+  x = jax.ShapeDtypeStruct((1 << 20, 8, 4), jnp.float32)
+  codebooks = jax.ShapeDtypeStruct((8, 1 << 16, 4), jnp.float32)
+  search = jax.jit(lambda x, e: _nearest.search_slices(x, e, form=form))
+  memory = search.lower(x, codebooks).compile().memory_analysis()
+  assert memory.temp_size_in_bytes < 1 << 30, memory
+
+
+@pytest.mark.parametrize("form", FORMS)
 def test_vmapped_searches_match_the_brute_force(form):
   """A batch of codebook sets (k-means restarts, residual stages per slice) is folded into one
   batched search; each set must still get its own codes."""
