@@ -28,6 +28,9 @@ def _load(path: str) -> Any:
   return json.loads((_IMAGES / path).read_text())
 
 
+_PM = "\u00a0±\u00a0"  # non-breaking: a cell never wraps between a mean and its std
+
+
 def _markdown(header: list[str], rows: list[list[str]]) -> str:
   lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
   lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -38,7 +41,7 @@ def _mean_std(values: list[float], digits: int) -> str:
   values = np.asarray(values, dtype=np.float64)
   if len(values) == 1:
     return f"{values[0]:.{digits}f}"
-  return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+  return f"{values.mean():.{digits}f}{_PM}{values.std(ddof=1):.{digits}f}"
 
 
 _QUANTIZER_ORDER = ("dvq", "mvq", "vq", "svq")
@@ -77,7 +80,16 @@ def rate_distortion_unigram_ratio() -> str:
 def _toolbox(rows: tuple[str, ...], columns: tuple[str, ...]) -> str:
   sys.path.insert(0, str(_DOCS.parent / "benchmarks"))
   import toolbox_study  # pylint: disable=import-outside-toplevel
-  return toolbox_study.table(_load("toolbox/toolfam.json"), rows, columns)
+  header, *body = toolbox_study.table(_load("toolbox/toolfam.json"), rows, columns).split("\n")
+  for column, label in _SHORT.items():
+    header = header.replace(f" {column} ", f" {label} ")
+  return "\n".join([header, *body]).replace(" ± ", _PM)
+
+
+# Column labels of the toolbox tables (bits/dim unless said otherwise).
+_SHORT = {"recon_bits_per_dim": "recon", "rate_unigram_bits_per_dim": "unigram rate",
+          "elbo_bits_per_dim": "ELBO, uniform", "elbo_unigram_bits_per_dim": "ELBO, unigram",
+          "psnr": "PSNR (dB)", "codes_restarted_total": "codes restarted"}
 
 
 def toolbox_families() -> str:
@@ -94,30 +106,32 @@ def toolbox_stateful() -> str:
                    "psnr", "usage", "perplexity", "codes_restarted_total"))
 
 
-def _static_prior(path: str, study: str, model: str, column: str, row: str) -> str:
+def _static_prior(path: str, study: str, model: str, column: str, row: str, header: str) -> str:
   records = [r for r in _load(path) if r["study"] == study and r["model"] == model]
   columns = sorted({r[column] for r in records})
   table = collections.defaultdict(dict)
   for r in records:
-    table[r[row]][r[column]] = f"{r['loss_mean']:.4f} ± {r['loss_std']:.4f}"
-  return _markdown([f"{row} \\ {column}", *map(str, columns)],
+    table[r[row]][r[column]] = f"{r['loss_mean']:.4f}{_PM}{r['loss_std']:.4f}"
+  return _markdown([header, *map(str, columns)],
                    [[str(k), *(table[k].get(c, "") for c in columns)] for k in sorted(table)])
 
 
 def static_prior_fig3a() -> str:
   """Trained VQ, test MSE per feature, K down, D across (`results.json` of the full study)."""
-  return _static_prior("static_prior/results.json", "fig3", "vq", "dim", "codebook_size")
+  return _static_prior("static_prior/results.json", "fig3", "vq", "dim", "codebook_size",
+                       "K \\ D")
 
 
 def static_prior_fig3b() -> str:
   """The untrained (random) codebook, same grid."""
-  return _static_prior("static_prior/results.json", "fig3", "random", "dim", "codebook_size")
+  return _static_prior("static_prior/results.json", "fig3", "random", "dim", "codebook_size",
+                       "K \\ D")
 
 
 def static_prior_fig3a_uniform() -> str:
   """Fig. 3a under the paper's uniform init (`results_uniform_init.json`)."""
   return _static_prior("static_prior/results_uniform_init.json", "fig3", "vq", "dim",
-                       "codebook_size")
+                       "codebook_size", "K \\ D")
 
 
 def static_prior_fig4() -> str:
@@ -130,15 +144,30 @@ def static_prior_fig4() -> str:
     name = {"dvq": "DVQ", "vq": "VQ", "vq_k+": "VQ^K+"}[r["model"]]
     header[r["model"]] = (f"{name} K={r['codebook_size']}"
                           + (f", L={r['num_codebooks']}" if r["model"] == "dvq" else ""))
-    table[r["num_factors"]][r["model"]] = f"{r['loss_mean']:.4f} ± {r['loss_std']:.4f}"
+    table[r["num_factors"]][r["model"]] = f"{r['loss_mean']:.4f}{_PM}{r['loss_std']:.4f}"
   return _markdown(["N_G", *(header[m] for m in models)],
                    [[str(n), *(table[n][m] for m in models)] for n in sorted(table)])
+
+
+def static_prior_fig4_num_codebooks() -> str:
+  """Fig. 4 at N_G = 70 for L = 4, 8, 16 and 32 DVQ codebooks (`results_fig4_L*.json`)."""
+  records = [r for r in _load("static_prior/results.json")
+             if r["study"] == "fig4" and r["num_factors"] == 70]
+  for num_codebooks in (4, 8, 32):
+    records += _load(f"static_prior/results_fig4_L{num_codebooks}.json")
+  cell = lambda r: f"{r['loss_mean']:.4f}{_PM}{r['loss_std']:.4f}"  # noqa: E731
+  dvq = sorted((r for r in records if r["model"] == "dvq"), key=lambda r: r["num_codebooks"])
+  baselines = {r["model"]: cell(r) for r in records if r["model"] != "dvq"}
+  return _markdown(["L (DVQ, K = 20)", "bits per point", "DVQ", "VQ K=20", "VQ^K+ K=50"],
+                   [[str(r["num_codebooks"]), f"{r['num_codebooks'] * np.log2(20):.0f}", cell(r),
+                     baselines["vq"], baselines["vq_k+"]] for r in dvq])
 
 
 TABLES: dict[str, Callable[[], str]] = {
     f.__name__: f for f in (rate_distortion, rate_distortion_unigram_ratio, toolbox_families,
                             toolbox_stateful, static_prior_fig3a, static_prior_fig3b,
-                            static_prior_fig3a_uniform, static_prior_fig4)}
+                            static_prior_fig3a_uniform, static_prior_fig4,
+                            static_prior_fig4_num_codebooks)}
 
 
 class ResultsTable(SphinxDirective):
