@@ -82,8 +82,8 @@ def table(runs: list[dict], rows: tuple[str, ...] = tuple(ROWS),
       # usage and perplexity are per codebook: the mean over codebooks, then over seeds.
       # Runs without dead-code restart restart nothing (their records predate the column).
       values = np.array([np.mean(r.get(column, 0.0)) for r in done])
-      spread = values.std(ddof=1) if len(values) > 1 else float("nan")
-      cells.append(f"{values.mean():.3f} ± {spread:.3f}")
+      cells.append(f"{values.mean():.3f} ± {values.std(ddof=1):.3f}" if len(values) > 1
+                   else f"{values[0]:.3f}")
     lines.append(f"| {row} | {len(done)} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
