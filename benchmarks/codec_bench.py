@@ -1,6 +1,6 @@
 r"""The codec against PNG, WebP, JPEG 2000 (lossless) and JPEG (lossy) on real photographs.
 
-  flock /tmp/dvq_bench.lock nice -n 5 python benchmarks/codec_bench.py \
+  python benchmarks/codec_bench.py \
       --prior_workdir=/tmp/codec_bench/prior --figure=docs/images/codec/codec_rd.png
 
 Image sets (32x32 RGB patches, flat ones dropped as in `demo`):

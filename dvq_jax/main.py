@@ -1,10 +1,12 @@
 r"""Command-line entry point: `python -m dvq_jax.main --config=configs/X.py --workdir=W`.
 
-The config's `experiment` field picks what runs:
+The config's `experiment` field picks what runs::
+
   static_prior   -- codebooks trained alone on Gaussian blobs (paper Fig. 3/4),
   learned_prior  -- the DVQ-VAE trained and evaluated on images (paper Table 1),
   rate_distortion -- a grid of DVQ-VAEs over quantizer, L and K (configs/rate_distortion.py),
   code_prior     -- an autoregressive prior over a trained VQ-VAE's codes (its true bits/dim).
+
 Override any field from the command line: `--config.quantizer=vq --config.batch_size=64`.
 User mistakes end with a one-line `error:` message and exit code 2, before any compute.
 SIGTERM before training starts ends the process at once; from then on it stops training at the

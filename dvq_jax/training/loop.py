@@ -32,7 +32,7 @@ A caller, in outline (tests/test_loop.py runs a complete one on a linear regress
       loop.run(config, workdir, init_state=init, train_step=optim.gradient_step(loss_fn, tx),
                batches=batches, evaluate=evaluate, description="prior on cifar10")
 
-What the loop guarantees (see README "Reliability"):
+What the loop guarantees (see docs/reliability.md):
   * checkpoints every `config.checkpoint_every_steps` steps and at the end (orbax, the newest
     `config.keep_checkpoints` kept, each with a SHA-256 digest of its arrays); on start it
     restores the newest checkpoint whose bytes match their digest, moving damaged ones to

@@ -1,6 +1,7 @@
 """Test-set evaluation: every test example counted exactly once, over padded+masked batches.
 
-Metrics (all over the test split, see README "Metrics"):
+Metrics (all over the test split; the trainer page's "Metrics" defines them)::
+
   recon_bits_per_dim  reconstruction NLL / (H*W*C*ln 2): the paper's Table 1 number;
   rate_bits_per_dim   codes per image * log2 A / (H*W*C): the codes' cost, uniform prior, with A
                       the values of one code (K; prod(fsq_levels) for fsq; 2^D for lfq);
