@@ -142,6 +142,38 @@ class _Prefix:
     return self._source[index % self._count]
 
 
+class _EvenlySpaced:
+  """`count` images spread evenly over a source: image i is `source[i * len(source) // count]`."""
+
+  def __init__(self, source: ImageSource, count: int):
+    self._source = source
+    self._count = min(count, len(source))
+
+  def __len__(self) -> int:
+    return self._count
+
+  def __getitem__(self, index: int) -> np.ndarray:
+    if not -self._count <= index < self._count:
+      raise IndexError(f"index {index} out of range for {self._count} images")
+    return self._source[(index % self._count) * len(self._source) // self._count]
+
+
+def evenly_spaced(source: ImageSource, count: int) -> ImageSource:
+  """A view of `min(count, len(source))` images spread evenly over `source` (no copy).
+
+  Evenly spaced rather than the first ones, so that a split stored in class order (an image
+  folder per class) is sampled across its classes.
+
+  >>> images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+  >>> sample = evenly_spaced(images, 4)
+  >>> [int(sample[i][0, 0, 0]) for i in range(len(sample))]
+  [0, 2, 5, 7]
+  >>> len(evenly_spaced(images, 50))
+  10
+  """
+  return _EvenlySpaced(source, count)
+
+
 def _first(source: ImageSource, count: int) -> ImageSource:
   if isinstance(source, np.ndarray):
     return source[:count]
