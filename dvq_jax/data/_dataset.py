@@ -126,12 +126,14 @@ def load(config) -> ImageData:
   )
 
 
-class _Prefix:
-  """The first `count` images of a source."""
+class _Subset:
+  """`count` images of a source: its first ones, or (`spread`) image i is
+  `source[i * len(source) // count]`."""
 
-  def __init__(self, source: ImageSource, count: int):
+  def __init__(self, source: ImageSource, count: int, *, spread: bool):
     self._source = source
     self._count = min(count, len(source))
+    self._spread = spread
 
   def __len__(self) -> int:
     return self._count
@@ -139,23 +141,8 @@ class _Prefix:
   def __getitem__(self, index: int) -> np.ndarray:
     if not -self._count <= index < self._count:
       raise IndexError(f"index {index} out of range for {self._count} images")
-    return self._source[index % self._count]
-
-
-class _EvenlySpaced:
-  """`count` images spread evenly over a source: image i is `source[i * len(source) // count]`."""
-
-  def __init__(self, source: ImageSource, count: int):
-    self._source = source
-    self._count = min(count, len(source))
-
-  def __len__(self) -> int:
-    return self._count
-
-  def __getitem__(self, index: int) -> np.ndarray:
-    if not -self._count <= index < self._count:
-      raise IndexError(f"index {index} out of range for {self._count} images")
-    return self._source[(index % self._count) * len(self._source) // self._count]
+    index %= self._count
+    return self._source[index * len(self._source) // self._count if self._spread else index]
 
 
 def evenly_spaced(source: ImageSource, count: int) -> ImageSource:
@@ -171,10 +158,10 @@ def evenly_spaced(source: ImageSource, count: int) -> ImageSource:
   >>> len(evenly_spaced(images, 50))
   10
   """
-  return _EvenlySpaced(source, count)
+  return _Subset(source, count, spread=True)
 
 
 def _first(source: ImageSource, count: int) -> ImageSource:
   if isinstance(source, np.ndarray):
     return source[:count]
-  return _Prefix(source, count)
+  return _Subset(source, count, spread=False)
