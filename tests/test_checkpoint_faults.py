@@ -121,20 +121,23 @@ def test_retriable_errors_of_the_storage_client_are_transient():
   assert checkpointing.fault_kind(wrapped) == "damaged"
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip a bit"])
+@pytest.mark.parametrize("damage,reason", [("truncate", "OUT_OF_RANGE"),
+                                           ("flip a bit", "do not match the digest"),
+                                           ("lose the digest", "process_0.json is missing")])
 def test_damaged_newest_checkpoint_is_moved_aside_and_the_previous_one_restored(
-    workdir, damage):
+    workdir, damage, reason):
   for path in _data_files(workdir, 4):
     data = bytearray(path.read_bytes())
     if damage == "truncate":
       path.write_bytes(data[: len(data) // 2])
-    else:
+    elif damage == "flip a bit":
       data[len(data) // 2] ^= 0x10
       path.write_bytes(bytes(data))
+  if damage == "lose the digest":
+    (workdir / "checkpoints" / "4" / "digest" / "process_0.json").unlink()
   logged = []
   state = _restore(workdir, logged.append)
   assert int(state["step"]) == 2
-  reason = "OUT_OF_RANGE" if damage == "truncate" else "do not match the digest"
   assert any(m.startswith("checkpoint 4 is damaged") and reason in m for m in logged), logged
   assert (workdir / "corrupt_checkpoints" / "step_4" / "state").is_dir()
   assert not (workdir / "checkpoints" / "4").exists()

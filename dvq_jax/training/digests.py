@@ -6,7 +6,8 @@ way the writes do. A save copies those shards to host memory (the next train ste
 state) and hashes them in orbax's background commit thread, so the digest keeps the save
 asynchronous. Process p writes `digest/process_<p>.json`:
 
-    {"shards": [{"leaf": "params/w", "index": [[0, 64], [0, 128]], "sha256": "..."}]}
+    {"process_count": 2, "shards": [{"leaf": "params/w", "index": [[0, 64], [0, 128]],
+                                     "sha256": "..."}]}
 
 with `index` the shard's `[start, stop)` per axis in the global array. A restore checks every
 recorded shard that lies inside a shard the restoring process holds, whatever number of
@@ -78,7 +79,8 @@ def host_copies(state) -> list[tuple[str, _Index, np.ndarray]]:
 
 def shard_records(copies: list[tuple[str, _Index, np.ndarray]]) -> dict:
   """The JSON record of `host_copies`' shards (see the module docstring)."""
-  return {"shards": [{"leaf": leaf, "index": [list(b) for b in bounds], "sha256": _sha256(data)}
+  return {"process_count": jax.process_count(),
+          "shards": [{"leaf": leaf, "index": [list(b) for b in bounds], "sha256": _sha256(data)}
                      for leaf, bounds, data in copies]}
 
 
@@ -145,9 +147,12 @@ class DigestHandler(ocp.AsyncCheckpointHandler):
     files = sorted(directory.glob("process_*.json"))
     if not files and (directory / "metadata").exists():
       return [{"state_sha256": json.loads((directory / "metadata").read_text())["sha256"]}]
-    if not files:
-      raise FileNotFoundError(f"no digest files in {directory}")
-    return [json.loads(f.read_text()) for f in files]
+    records = [json.loads(f.read_text()) for f in files]
+    count = records[0]["process_count"] if records else 1
+    missing = sorted({f"process_{p}.json" for p in range(count)} - {f.name for f in files})
+    if missing:  # a digest file lost: the shards it covered cannot be checked
+      raise FileNotFoundError(f"{directory / missing[0]} is missing")
+    return records
 
 
 @ocp.args.register_with_handler(DigestHandler, for_save=True)
