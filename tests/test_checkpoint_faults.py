@@ -207,3 +207,16 @@ def test_mismatches_names_a_leaf_the_digest_does_not_cover():
   state = {"a": np.ones(3, np.float32), "b": np.zeros(2, np.int32)}
   record = digests.shard_records(digests.host_copies({"a": state["a"]}))
   assert digests.mismatches(state, [record]) == ["b"]
+
+
+def test_a_step_damaged_twice_is_quarantined_twice(workdir):
+  for _ in range(2):
+    for path in _data_files(workdir, 4):
+      path.write_bytes(path.read_bytes()[:100])
+    assert int(_restore(workdir)["step"]) == 2
+    checkpointer = _checkpointer(workdir)
+    checkpointer.save(4, _state(4))  # training reaches step 4 again
+    checkpointer.close()
+  kept = sorted(p.name for p in (workdir / "corrupt_checkpoints").iterdir())
+  assert len(kept) == 2 and kept[0] == "step_4" and kept[1].startswith("step_4_")
+  assert int(_restore(workdir)["step"]) == 4

@@ -125,9 +125,9 @@ class Checkpointer:
     self._retry_delays_s = tuple(retry_delays_s)
     self._manager = self._new_manager()
     # Steps marked bad in place (object stores) are skipped until saved again.
-    self._marked = {int(p.name[len("step_"):-len(".txt")])
-                    for p in self._quarantine_dir.glob("step_*.txt")} if (
-                        self._quarantine_dir.exists()) else set()
+    self._marked = set()
+    if self._quarantine_dir.exists():
+      self._marked = {int(p.stem[len("step_"):]) for p in self._quarantine_dir.glob("step_*.txt")}
 
   def _new_manager(self) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True)
@@ -188,6 +188,8 @@ class Checkpointer:
   def _quarantine(self, step: int, reason: str) -> None:
     if _renames_in_place(self._dir):
       where, action = self._quarantine_dir / f"step_{step}", "moved to"
+      if where.exists():  # quarantined once before, in an earlier run
+        where = self._quarantine_dir / f"step_{step}_{time.strftime('%Y%m%d-%H%M%S')}"
     else:
       where, action = self._quarantine_dir / f"step_{step}.txt", "left in place, marked bad in"
     self._log(f"checkpoint {step} is damaged ({reason}); {action} {where}, trying an older one")
