@@ -13,7 +13,7 @@ import pytest
 
 from dvq_jax import main
 from dvq_jax.errors import ConfigError
-from tests.test_train import _small
+from tests.vqvae_fixtures import small
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEMO = "--config=configs/demo.py:small"
@@ -109,7 +109,7 @@ ONLY_THE_ERROR = ("TFDS not prepared", "config raises", "workdir without config"
 def test_bad_config_values_raise_one_line_before_compute(tmp_path):
   failures = []
   for name, (overrides, fragment, workdir) in _value_cases(tmp_path).items():
-    config = _small("demo", **overrides)
+    config = small("demo", **overrides)
     workdir = workdir or _workdir(tmp_path, name)
     try:
       main.run(config, str(workdir))

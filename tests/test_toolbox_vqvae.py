@@ -17,11 +17,11 @@ from dvq_jax.errors import ConfigError
 from dvq_jax.vqvae import evaluate
 from dvq_jax.vqvae import objective
 from dvq_jax.vqvae import train
-from tests.test_objective import IMAGE_SHAPE
-from tests.test_objective import adam_steps
-from tests.test_objective import smooth_images
-from tests.test_objective import tiny_config
-from tests.test_train import _small
+from tests.vqvae_fixtures import IMAGE_SHAPE
+from tests.vqvae_fixtures import adam_steps
+from tests.vqvae_fixtures import smooth_images
+from tests.vqvae_fixtures import tiny_config
+from tests.vqvae_fixtures import small
 
 # tiny_config: L = 2, K = 16, D = 4; rvq M = 2 stages; fsq levels (8, 5, 5, 5); 2x2 latents.
 FAMILIES = {
@@ -106,7 +106,7 @@ def test_rotation_changes_the_encoder_gradient_not_the_forward_pass():
 
 @pytest.mark.parametrize("quantizer", ["rvq", "fsq", "lfq"])
 def test_eval_json_rates_of_the_families(tmp_path, quantizer):
-  config = _small(quantizer=quantizer, num_train_steps=1, eval_every_steps=1,
+  config = small(quantizer=quantizer, num_train_steps=1, eval_every_steps=1,
                   checkpoint_every_steps=1, num_recon_images=0)
   with tfds.testing.mock_data(num_examples=20):
     result = train.train_and_evaluate(config, str(tmp_path))
