@@ -21,6 +21,7 @@ _CORE = [
     # The codec's range coder. Files depend on its probability quantization: keep 0.5.x.
     "constriction>=0.5,<0.6",
     "tqdm>=4.66",  # progress lines
+    "dm-pix>=0.4",  # SSIM
 ]
 
 _EXTRAS = {

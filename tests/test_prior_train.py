@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dvq_jax import figures
 from dvq_jax import prior
 from dvq_jax import sample
 from dvq_jax.errors import ConfigError
@@ -77,7 +78,12 @@ def test_train_eval_load_and_sample(tmp_path):
   stored = np.load(tmp_path / "out" / "samples.npz")
   np.testing.assert_array_equal(stored["images"], drawn["images"])
   np.testing.assert_array_equal(stored["images"], loaded.tokenizer.decode(stored["codes"]))
-  assert Image.open(output).size == (3 * 18 + 2, 2 * 18 + 2)
+  figure = np.asarray(Image.open(output).convert("RGB"))
+  scale = figures.display_scale(16, 16)
+  for image in drawn["images"]:  # each sample once in the grid, upscaled nearest-neighbour
+    big = image.repeat(scale, 0).repeat(scale, 1)
+    windows = np.lib.stride_tricks.sliding_window_view(figure, big.shape)[..., 0, :, :, :]
+    assert (windows == big).all(axis=(2, 3, 4)).sum() == 1
 
 
 def test_recon_comes_from_the_vqvaes_eval_json_at_the_same_step(tmp_path):

@@ -8,6 +8,7 @@ Images stay uint8 until they reach the device.
 
 from dvq_jax.data._batches import check_batch_size
 from dvq_jax.data._batches import eval_batches
+from dvq_jax.data._batches import spread_test_images
 from dvq_jax.data._batches import train_batch
 from dvq_jax.data._batches import train_batches
 from dvq_jax.data._dataset import TFDS_NAMES
@@ -24,6 +25,7 @@ __all__ = [
     "check_dataset_name",
     "eval_batches",
     "load",
+    "spread_test_images",
     "train_batch",
     "train_batches",
 ]
