@@ -42,7 +42,7 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    # The shipped config files install as dvq_jax/configs/*.py (dvq_jax.packaged_configs finds them).
+    # The shipped config files install as dvq_jax/configs/*.py (dvq_jax.packaged_configs).
     packages=[*setuptools.find_packages(include=["dvq_jax", "dvq_jax.*"]), "dvq_jax.configs"],
     package_dir={"dvq_jax.configs": "configs"},
     install_requires=_CORE,

@@ -1,4 +1,4 @@
-"""The config files that ship with the package (a checkout's `configs/`), found from Python or a shell.
+"""The config files that ship with the package (a checkout's `configs/`), from Python or a shell.
 
 An installed package holds them in `dvq_jax/configs/`; a checkout (also an editable install) in
 `configs/` beside `dvq_jax/`. Print a file's path to pass it to `--config`, or copy it to edit:
@@ -15,7 +15,7 @@ _PACKAGE = pathlib.Path(__file__).resolve().parent
 
 
 def directory() -> pathlib.Path:
-  """The folder of the shipped config files: `dvq_jax/configs` installed, `configs` in a checkout."""
+  """The shipped config files' folder: `dvq_jax/configs` installed, `configs` in a checkout."""
   installed = _PACKAGE / "configs"
   return installed if installed.is_dir() else _PACKAGE.parent / "configs"
 

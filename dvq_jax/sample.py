@@ -4,8 +4,8 @@ r"""Draws images from a trained code prior: `python -m dvq_jax.sample`.
       --output=samples.png [--seed=0 --top_k=0]
 
 Codes are drawn token by token with the KV cache inside one jitted loop, decoded by the
-VQ-VAE's tokenizer, tiled into a titled PNG grid (upscaled for viewing) at `--output`, and saved with the images in an npz
-of the same name (`samples.npz`: `codes` `(N, h, w, L)`, `images` `(N, H, W, C)`).
+VQ-VAE's tokenizer, tiled into a titled PNG grid (upscaled for viewing) at `--output`, and saved
+with the images in an npz of the same name (`samples.npz`: `codes` `(N, h, w, L)`, `images` `(N, H, W, C)`).
 From Python: `dvq_jax.sample.write_samples(...)` or `dvq_jax.prior.sampling.sample(...)`.
 """
 

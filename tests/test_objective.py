@@ -60,7 +60,8 @@ def _ssim_reference(a, b, window: int) -> np.ndarray:
   var_a, var_b = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2
   cov = blur(a * b) - mu_a * mu_b
   c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-  ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+  ssim = (((2 * mu_a * mu_b + c1) * (2 * cov + c2))
+          / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)))
   return ssim.mean(axis=(1, 2, 3))
 
 
