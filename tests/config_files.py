@@ -12,6 +12,19 @@ def load(spec: str):
   return load_path(ROOT / path, arg)
 
 
+def load_with(spec: str, **overrides):
+  """`load(spec)` with dotted `overrides` (`"model.hidden_channels": 8`) set, as `--config.X`."""
+  config = load(spec)
+  with config.unlocked():
+    for key, value in overrides.items():
+      target = config
+      *parents, leaf = key.split(".")
+      for parent in parents:
+        target = target[parent]
+      target[leaf] = value
+  return config
+
+
 def load_path(path: pathlib.Path, arg: str = ""):
   """The ConfigDict `get_config(arg)` of the config file at `path` returns."""
   module_spec = importlib.util.spec_from_file_location("config_file", path)

@@ -19,16 +19,8 @@ from tests import prior_fixtures
 
 
 def _config(vqvae_workdir, **overrides):
-  config = config_files.load("configs/prior.py:small")
-  with config.unlocked():
-    config.vqvae_workdir = str(vqvae_workdir)
-    for key, value in overrides.items():
-      target = config
-      *parents, leaf = key.split(".")
-      for parent in parents:
-        target = target[parent]
-      target[leaf] = value
-  return config
+  return config_files.load_with("configs/prior.py:small", vqvae_workdir=str(vqvae_workdir),
+                                 **overrides)
 
 
 @pytest.mark.slow  # three compiled programs (encoder, prior step, sampler): ~30 s idle

@@ -63,12 +63,4 @@ def adam_steps(model, params, images, steps: int, learning_rate: float = 1e-3):
 
 def small(name: str = "cifar10", **overrides):
   """`configs/<name>.py:small` with dotted `overrides` (`"model.hidden_channels": 8`) set."""
-  config = config_files.load(f"configs/{name}.py:small")
-  with config.unlocked():
-    for key, value in overrides.items():
-      target = config
-      *parents, leaf = key.split(".")
-      for parent in parents:
-        target = target[parent]
-      target[leaf] = value
-  return config
+  return config_files.load_with(f"configs/{name}.py:small", **overrides)
