@@ -154,8 +154,9 @@ def test_unigram_rate_uses_the_code_alphabet(quantizer):
   columns = codes.reshape(-1, codes.shape[-1])
   alphabet = FAMILIES[quantizer]["alphabet"]
   assert counts.shape == (columns.shape[1], alphabet)
-  sums = {"count": 4.0, "nll_nats": 1.0, "sq_error": 1.0, "code_counts": counts}
+  sums = {"count": 4.0, "nll_nats": 1.0, "sq_error": 1.0, "ssim": 3.0, "code_counts": counts}
   result = evaluate.finalize(sums, config, IMAGE_SHAPE, counts)
+  assert result["ssim"] == 0.75  # the mean over the 4 images
   # numpy: -sum over columns and codes of n log2((n + 1/2) / (N + A/2)).
   n = np.stack([np.bincount(c, minlength=alphabet) for c in columns.T]).astype(np.float64)
   bits = -np.sum(n * np.log2((n + 0.5) / (n.sum(-1, keepdims=True) + alphabet / 2)))
