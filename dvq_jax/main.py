@@ -82,6 +82,9 @@ def main(argv):
   from dvq_jax.training import stopping  # pylint: disable=g-import-not-at-top
   stopping.handle_sigterm_for_process()
   try:
+    if config.get("experiment") == "learned_prior":
+      from dvq_jax.vqvae import validation  # pylint: disable=g-import-not-at-top
+      validation.check_overrides(config, config_flags.get_override_values(flags.FLAGS["config"]))
     run(config, _WORKDIR.value)
   except ConfigError as e:
     _fail(str(e))

@@ -4,8 +4,8 @@ r"""Draws images from a trained code prior: `python -m dvq_jax.sample`.
       --output=samples.png [--seed=0 --top_k=0]
 
 Codes are drawn token by token with the KV cache inside one jitted loop, decoded by the
-VQ-VAE's tokenizer, tiled into a PNG grid at `--output`, and saved with the images in an npz
-of the same name (`samples.npz`: `codes` `(N, h, w, L)`, `images` `(N, H, W, C)`).
+VQ-VAE's tokenizer, tiled into a titled PNG grid (upscaled for viewing) at `--output`, and saved
+with the images in an npz of the same name (`samples.npz`: `codes` `(N, h, w, L)`, `images` `(N, H, W, C)`).
 From Python: `dvq_jax.sample.write_samples(...)` or `dvq_jax.prior.sampling.sample(...)`.
 """
 
@@ -43,7 +43,10 @@ def write_samples(prior_workdir: str, output: str, *, num_samples: int = 64,
                                   seed=seed)
   path = epath.Path(output)
   path.parent.mkdir(parents=True, exist_ok=True)
-  figures.write_png(path, figures.image_grid(images, columns=math.ceil(math.sqrt(num_samples))))
+  title = (f"{num_samples} samples of the code prior, temperature {temperature:g},"
+           f" top_k {top_k or 'all'}, seed {seed}")
+  figures.write_png(path, figures.labeled_panels(
+      [("decoded by the VQ-VAE", images)], title, columns=math.ceil(math.sqrt(num_samples))))
   with path.with_suffix(".npz").open("wb") as f:
     np.savez(f, codes=codes, images=images)
   return {"codes": codes, "images": images}

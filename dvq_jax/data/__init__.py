@@ -8,6 +8,7 @@ Images stay uint8 until they reach the device.
 
 from dvq_jax.data._batches import check_batch_size
 from dvq_jax.data._batches import eval_batches
+from dvq_jax.data._batches import spread_test_images
 from dvq_jax.data._batches import train_batch
 from dvq_jax.data._batches import train_batches
 from dvq_jax.data._dataset import TFDS_NAMES
@@ -26,6 +27,7 @@ __all__ = [
     "eval_batches",
     "evenly_spaced",
     "load",
+    "spread_test_images",
     "train_batch",
     "train_batches",
 ]
