@@ -23,6 +23,7 @@ import numpy as np
 from etils import epath
 
 from dvq_jax import data as data_lib
+from dvq_jax import outputs
 from dvq_jax import vqvae
 from dvq_jax.errors import ConfigError
 from dvq_jax.training import checkpointing
@@ -259,12 +260,31 @@ def encode_splits(tokenizer: Tokenizer, data: data_lib.ImageData) -> dict[str, n
   }
 
 
-def write_codes(path: str, codes: dict[str, np.ndarray], metadata: dict) -> None:
-  """Writes `codes` to the npz `path` and `metadata` to the same name with `.json` (process 0)."""
+def _metadata_path(path: str) -> str:
+  return str(epath.Path(path).with_suffix(".json"))
+
+
+def check_codes_path(path: str, flag: str) -> None:
+  """`path` (an .npz) and the .json beside it can be written (`outputs.check_file`).
+
+  Raises:
+    ConfigError: one line naming `flag`.
+  """
+  outputs.check_file(path, flag, (".npz",))
+  outputs.check_file(_metadata_path(path), f"{flag} (its .json)")
+
+
+def write_codes(path: str, codes: dict[str, np.ndarray], metadata: dict,
+                flag: str = "--output") -> None:
+  """Writes `codes` to the npz `path` and `metadata` to the same name with `.json` (process 0),
+  each whole or not at all.
+
+  Raises:
+    ConfigError: a write failed (nothing partial is left); `flag` names the path in the message.
+  """
   if jax.process_index():
     return
-  path = epath.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  with path.open("wb") as f:
+  with outputs.atomic_file(_metadata_path(path), flag) as meta, \
+      outputs.atomic_file(path, flag) as f:
     np.savez(f, **codes)
-  path.with_suffix(".json").write_text(json.dumps(metadata, indent=2))
+    meta.write(json.dumps(metadata, indent=2).encode())

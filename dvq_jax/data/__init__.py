@@ -15,15 +15,19 @@ from dvq_jax.data._dataset import ImageData
 from dvq_jax.data._dataset import ImageSource
 from dvq_jax.data._dataset import check_dataset_name
 from dvq_jax.data._dataset import load
+from dvq_jax.data._npz import check_images
+from dvq_jax.data._npz import read_npz
 
 __all__ = [
     "TFDS_NAMES",
     "ImageData",
     "ImageSource",
     "check_batch_size",
+    "check_images",
     "check_dataset_name",
     "eval_batches",
     "load",
+    "read_npz",
     "train_batch",
     "train_batches",
 ]

@@ -126,18 +126,23 @@ class Checkpointer:
     opens on a laptop); optimizer states come back as plain dicts.
 
     Raises:
-      ConfigError: there is no checkpoint, or its bytes do not match the digest written with it
-        (a damaged or altered checkpoint is never handed out).
+      ConfigError: there is no checkpoint, it cannot be read, or its bytes do not match the
+        digest written with it (a damaged or altered checkpoint is never handed out).
     """
     step = self._manager.latest_step() if step is None else step
     if step is None:
       raise ConfigError(f"no checkpoint in {self._dir}; train first or check --workdir")
-    saved = self._manager.item_metadata(step)["state"]
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                          saved.tree if hasattr(saved, "tree") else saved)
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target), digest=ocp.args.JsonRestore()))
+    try:
+      saved = self._manager.item_metadata(step)["state"]
+      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                            saved.tree if hasattr(saved, "tree") else saved)
+      restored = self._manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(target), digest=ocp.args.JsonRestore()))
+    except Exception as e:  # pylint: disable=broad-except  (orbax raises many kinds)
+      raise ConfigError(
+          f"checkpoint {step} in {self._dir} cannot be read ({type(e).__name__}: damaged or"
+          " incomplete); use another step or retrain") from None
     if state_digest(restored["state"]) != restored["digest"]["sha256"]:
       raise ConfigError(
           f"checkpoint {step} in {self._dir} does not match the digest written with it (damaged"
