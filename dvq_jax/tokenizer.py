@@ -40,7 +40,7 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   """
   path = epath.Path(workdir) / "config.json"
   if not path.exists():
-    raise ConfigError(f"{path} does not exist; pass the --workdir of a trained VQ-VAE run")
+    raise ConfigError(f"{path} does not exist; give the workdir a VQ-VAE (learned_prior) run was trained in")
   return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
@@ -119,7 +119,7 @@ class Tokenizer:
     config = load_run_config(workdir)
     if config.get("experiment") != "learned_prior":
       raise ConfigError(f"{workdir} holds a {config.get('experiment')!r} run, not a VQ-VAE;"
-                        " pass the --workdir of a learned_prior run")
+                        " give the workdir a learned_prior run was trained in")
     checkpoints = epath.Path(workdir) / "checkpoints"
     if not checkpoints.exists():
       raise ConfigError(f"no checkpoint in {checkpoints}; train the VQ-VAE first or check the"

@@ -131,7 +131,7 @@ class Checkpointer:
     """
     step = self._manager.latest_step() if step is None else step
     if step is None:
-      raise ConfigError(f"no checkpoint in {self._dir}; train first or check --workdir")
+      raise ConfigError(f"no checkpoint in {self._dir}; train first or check the workdir")
     try:
       saved = self._manager.item_metadata(step)["state"]
       device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
