@@ -133,7 +133,7 @@ def atomic_folder(path: str, flag: str):
   try:
     os.mkdir(temporary)
     yield temporary
-    os.replace(temporary, path)
+    os.replace(temporary, os.path.normpath(path))
     _partial.discard(temporary)
   except OSError as e:
     _remove(temporary)

@@ -48,7 +48,7 @@ def write_samples(prior_workdir: str, output: str, *, num_samples: int = 64,
     ConfigError: a bad argument or output path (before any compute), or a failed write.
   """
   outputs.check_file(output, "--output", (".png",))
-  outputs.check_file(_npz_path(output), "--output (its .npz)")
+  outputs.check_file(_npz_path(output), "--output")
   if not (math.isfinite(temperature) and temperature > 0):
     raise ConfigError(f"--temperature={temperature} must be a finite number > 0 (1 samples the"
                       " prior itself, lower is more conservative)")

@@ -271,7 +271,7 @@ def check_codes_path(path: str, flag: str) -> None:
     ConfigError: one line naming `flag`.
   """
   outputs.check_file(path, flag, (".npz",))
-  outputs.check_file(_metadata_path(path), f"{flag} (its .json)")
+  outputs.check_file(_metadata_path(path), flag)
 
 
 def write_codes(path: str, codes: dict[str, np.ndarray], metadata: dict,

@@ -53,13 +53,13 @@ def read_images(path: str, channels: int) -> tuple[np.ndarray, tuple[str, ...]]:
   for name in names:
     try:
       with Image.open(os.path.join(path, name)) as image:
-        if image.mode != mode:
-          raise CodecError(f"{name} in {where} is a {image.mode} image but the model codes"
-                           f" {mode}; convert it first (PIL: image.convert({mode!r})), which"
-                           f" drops what {mode} cannot hold")
-        array = np.asarray(image)
+        image_mode, array = image.mode, np.asarray(image)
     except (OSError, ValueError) as e:
       raise CodecError(f"cannot read image {os.path.join(path, name)} ({e})") from None
+    if image_mode != mode:
+      raise CodecError(f"{name} in {where} is a {image_mode} image but the model codes {mode};"
+                       f" convert it first (PIL: image.convert({mode!r})), which drops what"
+                       f" {mode} cannot hold")
     if images and array.shape[:2] != images[0].shape[:2]:
       raise CodecError(f"{name} is {array.shape[1]}x{array.shape[0]} but {names[0]} is"
                        f" {images[0].shape[1]}x{images[0].shape[0]}; give images of one size")
