@@ -100,10 +100,15 @@ def image_grid(images: np.ndarray, columns: int = 8, pad: int = 2) -> np.ndarray
   return grid
 
 
+def png_image(image: np.ndarray) -> Image.Image:
+  """A uint8 `(H, W, C)` array (C = 1 or 3) as a PIL image of mode L or RGB."""
+  return Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image)
+
+
 def write_png(path: epath.PathLike, image: np.ndarray) -> None:
   """Writes a uint8 `(H, W, C)` image to a local or gs:// path."""
   buffer = io.BytesIO()
-  Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(buffer, "PNG")
+  png_image(image).save(buffer, "PNG")
   epath.Path(path).write_bytes(buffer.getvalue())
 
 

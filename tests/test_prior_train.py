@@ -65,6 +65,7 @@ def test_train_eval_load_and_sample(tmp_path):
   np.testing.assert_allclose(np.stack(step_rows, 1), log_probs, atol=2e-5)
 
   output = tmp_path / "out" / "samples.png"
+  output.parent.mkdir()  # outputs go into an existing folder
   drawn = sample.write_samples(str(workdir), str(output), num_samples=5, seed=1)
   assert drawn["codes"].shape == (5, 4, 4, 2) and drawn["images"].shape == (5, 16, 16, 3)
   stored = np.load(tmp_path / "out" / "samples.npz")

@@ -102,13 +102,15 @@ def test_interrupted_run_resumes_bit_identically(tmp_path, data, how):
 
 
 def test_sigterm_before_any_training_ends_the_command_at_once():
-  # The CLI's policy: with no training loop started there is nothing to save, so SIGTERM kills.
+  # The CLI's policy: with no training loop started there is nothing to save, so SIGTERM ends
+  # the process with one line and 128 + 15.
   code = ("import signal; from dvq_jax.training import stopping;"
-          " stopping.handle_sigterm_for_process(); signal.raise_signal(signal.SIGTERM);"
+          " stopping.handle_signals_for_process(); signal.raise_signal(signal.SIGTERM);"
           " print('still running')")
   result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
-  assert result.returncode == -signal.SIGTERM and "still running" not in result.stdout
+  assert result.returncode == 128 + signal.SIGTERM and "still running" not in result.stdout
+  assert result.stderr.startswith("error: interrupted by SIGTERM") and result.stderr.count("\n") == 1
 
 
 def test_sigterm_after_the_last_step_exits_cleanly_with_the_last_checkpoint(tmp_path, data):

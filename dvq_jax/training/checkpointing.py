@@ -243,7 +243,7 @@ class Checkpointer:
     steps = self.steps()
     step = (steps[-1] if steps else None) if step is None else step
     if step is None:
-      raise ConfigError(f"no checkpoint in {self._dir}; train first or check --workdir")
+      raise ConfigError(f"no checkpoint in {self._dir}; train first or check the workdir")
     try:
       saved = self._read(step, lambda: self._manager.item_metadata(step)["state"])
       device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
