@@ -199,8 +199,8 @@ class VQVAE(nn.Module):
     head_dtype: compute dtype of the decoder's last upsampling layer (the head, most of the
       step's FLOPs), float32 | bfloat16; "" = dtype. float32 with a bfloat16 head is the
       fastest mix measured on an XLA:CPU with AVX-512 BF16 (XLA:CPU runs bfloat16 convolutions
-      in float32); without those instructions all-float32 is faster (README "Training
-      throughput").
+      in float32); without those instructions all-float32 is faster (docs/scaling.md,
+      "CPU performance notes").
     cosine, gradient_estimator: cosine codes, straight_through | rotation (see `Quantizer`).
     num_stages: rvq's M; fsq_levels: fsq's grid (D = len); lfq_entropy_weight: lfq's penalty.
   """
