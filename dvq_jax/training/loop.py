@@ -93,8 +93,8 @@ def abstract_state(init_state: Callable[[jax.Array], dict], key: jax.Array, mesh
   """The state's shapes and dtypes (nothing computed) and its sharding: replicated over `mesh`.
 
   Returns:
-    `(abstract, state_sharding)`: a pytree of `jax.ShapeDtypeStruct`s carrying their sharding,
-    and the matching pytree of `NamedSharding`s.
+    `(abstract, state_sharding)`: a pytree of `jax.ShapeDtypeStruct` leaves that carry their
+    sharding, and the matching pytree of `NamedSharding` leaves.
   """
   abstract = jax.eval_shape(init_state, key)
   state_sharding = jax.tree.map(lambda _: sharding.replicated(mesh), abstract)
