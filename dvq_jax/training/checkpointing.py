@@ -2,6 +2,7 @@
 
 Layout: `workdir/checkpoints/<step>/{state,digest}`; `digest` holds each process's SHA-256 of
 the state shards it wrote (`training.digests`). Reading a checkpoint can fail three ways:
+
   * transiently (`OSError`, a storage timeout, throttling or unavailability, tensorstore's
     UNAVAILABLE / DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED / ABORTED): retried with backoff; if
     the error persists, `CheckpointError` names the checkpoint and nothing is moved;
