@@ -69,6 +69,9 @@ class Tokenizer:
       raise ConfigError(f"the tokenizer (and so the prior and the codec) reads codes of quantizers"
                         f" {', '.join(TOKENIZED_QUANTIZERS)}; this run's quantizer is"
                         f" {config.quantizer!r}")
+    if config.get("levels", 1) != 1:
+      raise ConfigError(f"the tokenizer (and so the prior and the codec) reads one latent grid;"
+                        f" this run has config.levels = {config.levels}: use a levels = 1 run")
     self.config = config
     self.image_shape = tuple(int(n) for n in image_shape)
     self.model = vqvae.build_model(config, self.image_shape)
