@@ -20,7 +20,7 @@ def test_config_loads(name):
   assert config.experiment in ("learned_prior", "static_prior", "rate_distortion", "code_prior")
 
 
-@pytest.mark.parametrize("arg", ["", ":small"])
+@pytest.mark.parametrize("arg", ["", ":small", ":full"])
 def test_rate_distortion_config_points_validate(arg):
   from dvq_jax import rate_distortion  # pylint: disable=g-import-not-at-top
   config = config_files.load(f"configs/rate_distortion.py{arg}")
