@@ -26,6 +26,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from dvq_jax import huge_pages
+from dvq_jax.errors import CheckpointError
 from dvq_jax.errors import ConfigError
 from dvq_jax.errors import NumericalError
 from dvq_jax.errors import Stopped
@@ -84,7 +85,7 @@ def main(argv):
     run(config, _WORKDIR.value)
   except ConfigError as e:
     _fail(str(e))
-  except NumericalError as e:
+  except (NumericalError, CheckpointError) as e:
     _fail(str(e), code=1)
   except Stopped:
     pass  # the loop said where it stopped; a preempted job that saved its work exits 0

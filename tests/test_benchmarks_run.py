@@ -31,6 +31,11 @@ CASES = {
     "prior_sampling_bench": (["prior_sampling_bench.py", "--quick", "--num_samples", "2",
                               "--grid", "2", "--repeats", "1"],
                              [r"^\| KV cache \|", r"^\| no cache \(full forward per token\) \|"]),
+    "checkpoint_bench": (["checkpoint_bench.py", "--batch", "2", "--rounds", "1", "--steps",
+                          "2"], [r"^\| digest \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+x \|$"]),
+    # Two epochs' permutations of 10,000 images in 4-byte indices.
+    "data_memory": (["data_memory.py", "--images", "10000", "--batch", "64", "--steps", "2"],
+                    [r"^epoch permutations held: 0.08 MB \(2 epochs x 10,000 x 4 bytes\)$"]),
 }
 
 

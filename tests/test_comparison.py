@@ -88,11 +88,13 @@ def test_equal_width_gives_every_quantizer_an_encoder_output_of_l_times_d(
   assert params["quantize"]["codebooks"].shape[-1] == 4
 
 
-@pytest.mark.parametrize("quantizer", ["dvq", "vq", "svq"])
-def test_unigram_rate_matches_a_numpy_code_length(tmp_path, quantizer):
+# sample 5: the histogram of training images 0, 2, 5, 7 and 10 (evenly spaced), in a padded batch.
+@pytest.mark.parametrize("quantizer,sample", [("dvq", 0), ("vq", 0), ("svq", 0), ("dvq", 5)])
+def test_unigram_rate_matches_a_numpy_code_length(tmp_path, quantizer, sample):
   config = tiny_config(quantizer)
   config.likelihood = "mse"
   config.num_recon_images = 0
+  config.unigram_train_examples = sample
   config.batch_size = 4  # 13 train and 6 test images: both splits end in a padded batch
   rng = np.random.default_rng(1)
   train_images = rng.integers(0, 256, (13, *IMAGE_SHAPE), dtype=np.uint8)
@@ -109,7 +111,8 @@ def test_unigram_rate_matches_a_numpy_code_length(tmp_path, quantizer):
       return c.reshape(len(images), 2, -1).transpose(0, 2, 1).reshape(-1, 2)
     return c.reshape(-1, 1 if quantizer == "vq" else 2)
 
-  train_codes, test_codes = codes(train_images), codes(test_images)
+  sampled = train_images[[0, 2, 5, 7, 10]] if sample else train_images
+  train_codes, test_codes = codes(sampled), codes(test_images)
   bits = 0.0
   for l in range(train_codes.shape[1]):
     counts = np.bincount(train_codes[:, l], minlength=config.codebook_size)
@@ -121,6 +124,41 @@ def test_unigram_rate_matches_a_numpy_code_length(tmp_path, quantizer):
                              result["recon_bits_per_dim"] + expected, rtol=1e-6)
   # A histogram of 13 images cannot beat the uniform prior by much, nor cost far more.
   assert 0 < result["rate_unigram_bits_per_dim"] < 2 * result["rate_bits_per_dim"]
+
+
+def test_an_evaluation_encodes_as_many_batches_whatever_the_training_split_size(
+    tmp_path, monkeypatch):
+  passes = []
+
+  def counted(function):
+    def wrapper(*args):
+      jax.debug.callback(lambda: passes.append(function.__name__))
+      return function(*args)
+    return wrapper
+
+  for name in ("eval_stats", "encode_code_counts"):  # every encoder pass of an evaluation
+    monkeypatch.setattr(evaluate.objective, name, counted(getattr(evaluate.objective, name)))
+  config = tiny_config("dvq")
+  config.num_recon_images = 0
+  config.batch_size = 4
+  model = vqvae.build_model(config, IMAGE_SHAPE)
+  params = init(model, tiny_images())
+  rng = np.random.default_rng(0)
+  test_images = rng.integers(0, 256, (6, *IMAGE_SHAPE), dtype=np.uint8)
+
+  def passes_of_one_evaluation(num_train: int, sample: int) -> int:
+    config.unigram_train_examples = sample
+    train_images = rng.integers(0, 256, (num_train, *IMAGE_SHAPE), dtype=np.uint8)
+    data = data_lib.ImageData("tiny", IMAGE_SHAPE, num_train, 6, train_images, test_images)
+    evaluator = evaluate.Evaluator(config, model, data, sharding.make_mesh(), str(tmp_path))
+    passes.clear()
+    evaluator.run(params, 0)
+    jax.effects_barrier()
+    return len(passes)
+
+  # 2 test batches + 16 sampled training images in 4 batches, for 40 or 400 training images.
+  assert passes_of_one_evaluation(40, 16) == passes_of_one_evaluation(400, 16) == 2 + 4
+  assert passes_of_one_evaluation(40, 0) == 2 + 10  # the whole split, when asked for
 
 
 def test_lower_convex_hull():

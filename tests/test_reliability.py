@@ -155,7 +155,7 @@ def test_silently_changed_checkpoint_bytes_are_caught_by_the_digest(tmp_path, da
   state = checkpointer.restore_arrays(4)
   checkpointer.close()
   # Re-save step 4 with one changed weight but the old digest, as a bit flip on disk would.
-  digest = (workdir / "checkpoints" / "4" / "digest" / "metadata").read_text()
+  digest = (workdir / "checkpoints" / "4" / "digest" / "process_0.json").read_text()
   leaves, treedef = jax.tree.flatten(state)
   leaves[-1] = np.asarray(leaves[-1]) + 1.0
   tampered = jax.tree.unflatten(treedef, leaves)
@@ -164,9 +164,9 @@ def test_silently_changed_checkpoint_bytes_are_caught_by_the_digest(tmp_path, da
   checkpointer = checkpointing.Checkpointer(str(workdir), 3)
   checkpointer.save(4, tampered)
   checkpointer.close()
-  (workdir / "checkpoints" / "4" / "digest" / "metadata").write_text(digest)
+  (workdir / "checkpoints" / "4" / "digest" / "process_0.json").write_text(digest)
   checkpointer = checkpointing.Checkpointer(str(workdir), 3)
-  with pytest.raises(ConfigError, match="checkpoint 4 .* does not match the digest"):
+  with pytest.raises(ConfigError, match="checkpoint 4 .* do not match the digest"):
     checkpointer.restore_arrays(4)  # what the tokenizer, the prior and the codec load through
   checkpointer.close()
   capsys.readouterr()

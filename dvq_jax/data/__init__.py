@@ -14,6 +14,7 @@ from dvq_jax.data._dataset import TFDS_NAMES
 from dvq_jax.data._dataset import ImageData
 from dvq_jax.data._dataset import ImageSource
 from dvq_jax.data._dataset import check_dataset_name
+from dvq_jax.data._dataset import evenly_spaced
 from dvq_jax.data._dataset import load
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "check_batch_size",
     "check_dataset_name",
     "eval_batches",
+    "evenly_spaced",
     "load",
     "train_batch",
     "train_batches",

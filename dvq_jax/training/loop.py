@@ -34,9 +34,10 @@ A caller, in outline (tests/test_loop.py runs a complete one on a linear regress
 
 What the loop guarantees (see docs/reliability.md):
   * checkpoints every `config.checkpoint_every_steps` steps and at the end (orbax, the newest
-    `config.keep_checkpoints` kept, each with a SHA-256 digest of its arrays); on start it
-    restores the newest checkpoint whose bytes match their digest, moving damaged ones to
-    `workdir/corrupt_checkpoints/`;
+    `config.keep_checkpoints` kept, each with per-process SHA-256 digests of its shards); on
+    start it restores the newest checkpoint whose bytes match their digest, retrying transient
+    storage errors and quarantining damaged checkpoints (`checkpointing`; `CheckpointError`
+    if one cannot be read without evidence of damage);
   * exact resume: with deterministic `batches`, a run stopped (kill -9, SIGTERM) and rerun
     ends bit-identical to an uninterrupted one;
   * SIGTERM / SIGINT stop at the next step boundary with a checkpoint, then `Stopped` is raised
@@ -133,6 +134,7 @@ def run(
     Stopped: SIGTERM or SIGINT stopped the run; its checkpoint at the stop step is saved.
     NumericalError: a train metric became NaN or inf.
     ConfigError: a checkpoint in `workdir` does not fit the state `init_state` makes.
+    CheckpointError: a checkpoint could not be read, without evidence of damage.
   """
   progress = None
 

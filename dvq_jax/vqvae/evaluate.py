@@ -6,8 +6,11 @@ Metrics (all over the test split; the trainer page's "Metrics" defines them)::
   rate_bits_per_dim   codes per image * log2 A / (H*W*C): the codes' cost, uniform prior, with A
                       the values of one code (K; prod(fsq_levels) for fsq; 2^D for lfq);
   elbo_bits_per_dim   recon + rate, an upper bound on the NLL;
-  rate_unigram_bits_per_dim  the test codes' length under each codebook's code histogram over
-                      the training split (add-1/2), per subpixel; elbo_unigram_bits_per_dim
+  rate_unigram_bits_per_dim  the test codes' length under each codebook's code histogram
+                      (add-1/2), per subpixel; the histogram is of the current encoder's codes
+                      of `config.unigram_train_examples` evenly spaced training images (default
+                      50,000; the whole split if smaller, or if the field is 0), so its cost
+                      does not grow with the training split; elbo_unigram_bits_per_dim
                       recon + that rate;
   psnr                of the mean reconstruction; perplexity and usage per codebook.
 """
@@ -39,8 +42,8 @@ def finalize(sums: dict, config: ml_collections.ConfigDict, image_shape,
     sums: `objective.eval_stats` summed over the test split.
     config: the learned-prior config.
     image_shape: `(H, W, C)`.
-    train_counts: `(L, K)` code counts over the training split, each image once
-      (`objective.encode_code_counts` summed), for the unigram rate.
+    train_counts: `(L, K)` code counts over the training sample (`Evaluator.train_code_counts`),
+      for the unigram rate.
   """
   dims = math.prod(image_shape)
   count = float(sums["count"])
@@ -78,8 +81,11 @@ class Evaluator:
     self._counts = jax.jit(
         lambda params, images, mask: objective.encode_code_counts(params, model, images, mask),
         in_shardings=(replicated, batch, batch), out_shardings=replicated)
-    # The training split read like a test split: in order, padded and masked, each image once.
-    self._train_as_test = dataclasses.replace(data, test=data.train, num_test=data.num_train)
+    # The training sample read like a test split: in order, padded and masked, each image once.
+    sample = data.train
+    if config.unigram_train_examples:
+      sample = data_lib.evenly_spaced(data.train, config.unigram_train_examples)
+    self._train_sample = dataclasses.replace(data, test=sample, num_test=len(sample))
 
   def _reconstruct(self, params, images):
     count = min(self._config.num_recon_images, images.shape[0])
@@ -94,9 +100,13 @@ class Evaluator:
              sharding.global_batch(self._mesh, batch["mask"]))
 
   def train_code_counts(self, params) -> np.ndarray:
-    """`(L, K)` code counts over the training split, each image once (encoder only)."""
+    """`(L, K)` code counts over the training sample, each image once (encoder only).
+
+    The sample is `config.unigram_train_examples` evenly spaced training images
+    (`data.evenly_spaced`), or the whole split if that is 0 or the split smaller.
+    """
     total = None
-    for images, mask in self._batches(self._train_as_test):
+    for images, mask in self._batches(self._train_sample):
       counts = jax.device_get(self._counts(params, images, mask))
       total = counts if total is None else total + counts
     return total

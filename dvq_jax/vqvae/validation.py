@@ -22,7 +22,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   data.check_dataset_name(config.dataset)
   vqvae.build_model(config)
   training_validation.check_training(config)
-  for field in ("eval_batch_size", "max_eval_examples", "num_recon_images", "grain_workers"):
+  for field in ("eval_batch_size", "max_eval_examples", "unigram_train_examples",
+                "num_recon_images", "grain_workers"):
     training_validation.require_int(config, field, 0)
   check_microbatches(config)
   check_codebook_learning(config)
