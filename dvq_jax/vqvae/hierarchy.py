@@ -9,7 +9,11 @@ slice_projection = "learned" (Fostiropoulos & Boehm, "Implicit Feature Decouplin
   (`SliceProjection`, one grouped einsum). The encoder keeps its L*D output channels, so only
   the quantizer's input projection changes. The decoder side maps the L quantized D-wide
   slices back through its first 3x3 convolution (L*D -> hidden), exactly as for "split":
-  no separate output projection is added.
+  no separate output projection is added. The paper's code (`DQAE` in its `dq.py`) does the
+  same on the decoder side (the L quantized slices concatenated into the decoder's first
+  conv); on the encoder side its L 1x1 convs read the encoder's hidden features directly,
+  where here they read the L*D-channel latents the encoder's last conv makes from them: the
+  composed linear map is the same family of functions whenever L*D >= D, which it is.
 levels = 2 (VQ-VAE-2, Razavi et al. 2019): a top encoder (a 4x4 stride-2 conv and a 3x3 conv)
   turns the bottom latents `(batch, h, w, C)` into top latents `(batch, h/2, w/2, C)`,
   quantized by a second quantizer of the same kind, L, K and D with its own codebooks; a top
@@ -17,6 +21,8 @@ levels = 2 (VQ-VAE-2, Razavi et al. 2019): a top encoder (a 4x4 stride-2 conv an
   `(batch, h, w, C_q)`, concatenated to the bottom quantized latents as the decoder's input.
   The codes of both levels are reported, bottom then top along the positions (`join_levels`),
   and the rate counts both (`model_fields.codes_per_image`); the quantizer losses add up.
+  Only the decoder is conditioned on the top level: VQ-VAE-2 and the paper's code also feed
+  the decoded top latents to the bottom level's quantizer input, which this model does not.
 """
 
 import flax.linen as nn
