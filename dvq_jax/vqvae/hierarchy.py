@@ -13,7 +13,8 @@ slice_projection = "learned" (Fostiropoulos & Boehm, "Implicit Feature Decouplin
   same on the decoder side (the L quantized slices concatenated into the decoder's first
   conv); on the encoder side its L 1x1 convs read the encoder's hidden features directly,
   where here they read the L*D-channel latents the encoder's last conv makes from them: the
-  composed linear map is the same family of functions whenever L*D >= D, which it is.
+  composed linear map is the same family of functions, as the latents have as many channels
+  (L*D) as the L projections output together (with `pre_quantizer_kernel` 1).
 levels = 2 (VQ-VAE-2, Razavi et al. 2019): a top encoder (a 4x4 stride-2 conv and a 3x3 conv)
   turns the bottom latents `(batch, h, w, C)` into top latents `(batch, h/2, w/2, C)`,
   quantized by a second quantizer of the same kind, L, K and D with its own codebooks; a top
