@@ -218,6 +218,26 @@ def test_full_grid_spans_the_rate_range_with_overlapping_families():
     rate_distortion.points(config)
 
 
+@pytest.mark.slow
+def test_a_study_trains_families_with_their_own_fields(tmp_path):
+  config = config_files.load("configs/rate_distortion.py:small")
+  config.quantizers = ("dvq_2level", "lfq")
+  config.families = ml_collections.ConfigDict({"dvq_2level": {"quantizer": "dvq", "levels": 2}})
+  config.grid.dvq_2level = ((2, 4),)
+  config.grid.lfq = ((2, 8),)
+  records = rate_distortion.run(config, str(tmp_path))
+  assert [r["quantizer"] for r in records] == ["dvq_2level", "lfq"]
+  point_configs = [json.loads((tmp_path / f"{p.name}/config.json").read_text())
+                   for p in rate_distortion.points(config)]
+  assert point_configs[0]["levels"] == 2 and point_configs[1]["codebook_dim"] == 3
+  # The demo's 32x32x3 patches on the small model's latent grid (h x w), L = 2.
+  factor = 2**config.base.model.num_downsamples
+  positions = (32 // factor) ** 2
+  expected = [(positions + positions // 4) * 2 * 2, positions * 2 * 3]  # 2-level K = 4; lfq 3 bits
+  np.testing.assert_allclose([r["rate_bits_per_dim"] for r in records],
+                             np.array(expected) / 3072, rtol=1e-9)
+
+
 def test_small_study_writes_tables_and_plot_and_resumes(tmp_path, monkeypatch):
   config = config_files.load("configs/rate_distortion.py:small")
   config.quantizers = ("vq", "dvq")
