@@ -3,6 +3,7 @@ r"""Rate-distortion study: VQ-VAEs over quantizer x (L, K) x seed on one base co
   python -m dvq_jax.main --config=configs/rate_distortion.py --workdir=/tmp/rd
   python -m dvq_jax.main --config=configs/rate_distortion.py:small --workdir=...  # seconds, tests
   python -m dvq_jax.main --config=configs/rate_distortion.py:full --workdir=/tmp/rd_full
+  python -m dvq_jax.main --config=configs/rate_distortion.py:small,full --workdir=...  # a point a family
   python -m dvq_jax.main --config=configs/rate_distortion.py --config.seeds=5 \
       --config.base.num_train_steps=3000 --config.grid.vq='((1,64),(1,256))' --workdir=...
 
@@ -126,5 +127,8 @@ def get_config(arg=None):
     config.grid.dvq = ((2, 4),)
     config.grid.mvq = ((2, 4),)
     config.grid.svq = ((2, 16),)
+    if arg.full:  # one point a family
+      for family in ("rvq", "fsq", "lfq", "dvq_learned", "dvq_2level"):
+        config.grid[family] = ((2, 4),)
     config.seeds = 1
   return config

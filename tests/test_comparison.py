@@ -20,10 +20,10 @@ from dvq_jax.vqvae import model_fields
 from dvq_jax.vqvae import train
 from dvq_jax.vqvae.bottleneck import latent_channels
 from tests import config_files
-from tests.test_models import IMAGE_SHAPE
-from tests.test_models import init
-from tests.test_models import tiny_config
-from tests.test_models import tiny_images
+from tests.vqvae_fixtures import IMAGE_SHAPE
+from tests.vqvae_fixtures import init
+from tests.vqvae_fixtures import tiny_config
+from tests.vqvae_fixtures import tiny_images
 
 # The official code adds one per-element mean per codebook, each over D features (tiny_config:
 # L = 2, D = 4), so mean_elements = sum_features / D for every quantizer.

@@ -8,8 +8,8 @@ import pytest
 from dvq_jax import quantizers as q
 from tests.conftest import brute_force_codes
 from tests.conftest import reference_quantize
-from tests.test_quantizers import make_inputs
-from tests.test_quantizers import run
+from tests.quantizer_fixtures import make_inputs
+from tests.quantizer_fixtures import run
 
 # (kind, batch shape -- (B, P) for spatial --, L, K, D, slice_sizes)
 CASES = [

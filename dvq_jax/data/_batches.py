@@ -207,6 +207,24 @@ def _epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
   return permutation
 
 
+def spread_test_images(data: ImageData, count: int) -> np.ndarray:
+  """`min(count, num_test)` test images at evenly spaced indices from first to last, in order.
+
+  Every process reads the same images (for figures that show the whole split, not one photo).
+
+  Returns:
+    uint8 `(min(count, num_test), height, width, channels)`.
+
+  >>> import numpy as np
+  >>> images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+  >>> data = ImageData("ten", (1, 1, 1), 10, 10, images, images)
+  >>> spread_test_images(data, 4).ravel().tolist()
+  [0, 3, 6, 9]
+  """
+  indices = np.unique(np.round(np.linspace(0, data.num_test - 1, max(count, 1))).astype(int))
+  return _gather(data.test, indices[:count])
+
+
 def _gather(source: ImageSource, indices: np.ndarray) -> np.ndarray:
   """`(len(indices), height, width, channels)` uint8 images `source[i]` for i in `indices`."""
   if isinstance(source, np.ndarray):

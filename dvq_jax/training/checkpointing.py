@@ -156,14 +156,19 @@ class Checkpointer:
   def wait(self) -> None:
     self._manager.wait_until_finished()
 
-  def _read(self, step: int, read: Callable[[], object]):
-    """`read()`, retried while it fails transiently; raises `_Damaged` or `CheckpointError`."""
+  def _read(self, step: int, read: Callable[[], object], *, other_is_damage: bool = False):
+    """`read()`, retried while it fails transiently; raises `_Damaged` or `CheckpointError`.
+
+    `other_is_damage`: an error that is neither transient nor a known sign of damage counts as
+    damage. True where no target structure is given (`restore_arrays`), so such an error can only
+    come from the checkpoint's own bytes (e.g. a flipped bit in its metadata).
+    """
     for delay in (*self._retry_delays_s, None):
       try:
         return read()
       except Exception as e:  # pylint: disable=broad-except  (classified below)
         kind, cause = _classify(e)
-        if kind == "damaged":
+        if kind == "damaged" or (kind == "other" and other_is_damage):
           raise _Damaged(f"unreadable: {_one_line(cause)}") from e
         if kind == "transient" and delay is not None:
           self._log(f"checkpoint {step}: {_one_line(cause)}; retrying in {delay:g} s")
@@ -176,10 +181,11 @@ class Checkpointer:
             " start from an older one)") from None
     raise AssertionError("unreachable")
 
-  def _restore(self, step: int, target):
+  def _restore(self, step: int, target, *, other_is_damage: bool = False):
     """The verified state of `step` restored into `target`; raises `_Damaged` if it is not."""
     restored = self._read(step, lambda: self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target), digest=digests.DigestRestore())))
+        state=ocp.args.StandardRestore(target), digest=digests.DigestRestore())),
+                          other_is_damage=other_is_damage)
     bad = digests.mismatches(restored["state"], restored["digest"])
     if bad:
       raise _Damaged(f"contents do not match the digest written with it, first in {bad[0]}")
@@ -236,23 +242,26 @@ class Checkpointer:
 
     Raises:
       ConfigError: there is no checkpoint, or it is damaged: its bytes do not match the digest
-        written with it, or files are missing or truncated (a damaged or altered checkpoint is
-        never handed out).
+        written with it, files are missing or truncated, or its metadata cannot be parsed (a
+        damaged or altered checkpoint is never handed out).
       CheckpointError: it could not be read, without evidence of damage.
     """
     steps = self.steps()
     step = (steps[-1] if steps else None) if step is None else step
     if step is None:
-      raise ConfigError(f"no checkpoint in {self._dir}; train first or check --workdir")
+      raise ConfigError(f"no checkpoint in {self._dir}; train first or check the workdir")
     try:
-      saved = self._read(step, lambda: self._manager.item_metadata(step)["state"])
+      saved = self._read(step, lambda: self._manager.item_metadata(step)["state"],
+                         other_is_damage=True)
+      if saved is None:
+        raise _Damaged("metadata unreadable")
       device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
       target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
                             saved.tree if hasattr(saved, "tree") else saved)
-      return self._restore(step, target)
+      return self._restore(step, target, other_is_damage=True)
     except _Damaged as e:
-      raise ConfigError(f"checkpoint {step} in {self._dir} is damaged or altered ({e}); use"
-                        " another step or retrain") from None
+      raise ConfigError(f"checkpoint {step} in {self._dir} cannot be read: it is damaged or"
+                        f" altered ({e}); use another step or retrain") from None
 
   def close(self) -> None:
     self._manager.wait_until_finished()

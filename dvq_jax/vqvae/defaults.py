@@ -123,7 +123,7 @@ def learned_prior() -> ml_collections.ConfigDict:
   config.eval_every_steps = 5_000
   config.checkpoint_every_steps = 5_000
   config.keep_checkpoints = 3
-  config.num_recon_images = 8
+  config.num_recon_images = 32  # test images spread over the split, shown in recon_<step>.png
   # Multi-host: jax.distributed.initialize() runs when `distributed` is True or the environment
   # sets JAX_COORDINATOR_ADDRESS. Cloud TPU/SLURM fill in the rest; elsewhere give all three.
   config.distributed = False

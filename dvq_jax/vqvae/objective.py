@@ -139,11 +139,11 @@ def eval_stats(params, model: VQVAE, images: jax.Array, mask: jax.Array) -> dict
 
   Returns:
     float32 `nll_nats` (NLL summed over images and subpixels), `sq_error` (squared error of
-    `likelihoods.mean_image` in [0, 255] units, summed likewise), `count` (number of images)
-    scalars and `code_counts` `(L, K)` (`(1, K)` for vq): how often each code of each codebook
-    was chosen. Over a test set: bits/dim = `metrics.recon_bits_per_dim(nll_nats, count*H*W*C)`,
-    PSNR = `metrics.psnr_from_mse(sq_error / (count*H*W*C))`, `metrics.usage_from_counts` and
-    `metrics.perplexity_from_counts` of code_counts.
+    `likelihoods.mean_image` in [0, 255] units, summed likewise), `ssim` (`metrics.ssim` of it,
+    summed over images), `count` (number of images) scalars and `code_counts` `(L, K)` (`(1, K)`
+    for vq): how often each code of each codebook was chosen. Over a test set: bits/dim = `metrics.recon_bits_per_dim(nll_nats, count*H*W*C)`,
+    PSNR = `metrics.psnr_from_mse(sq_error / (count*H*W*C))`, SSIM = ssim / count,
+    `metrics.usage_from_counts` and `metrics.perplexity_from_counts` of code_counts.
   """
   out = model.apply({"params": params}, images)
   weight = jnp.asarray(mask).astype(jnp.float32)
@@ -153,6 +153,7 @@ def eval_stats(params, model: VQVAE, images: jax.Array, mask: jax.Array) -> dict
   return {
       "nll_nats": jnp.sum(weight * nll),
       "sq_error": jnp.sum(weight * sq_error),
+      "ssim": jnp.sum(weight * metrics.ssim(recon, images)),
       "count": jnp.sum(weight),
       "code_counts": code_counts(model, out.quant.codes, mask),
   }
