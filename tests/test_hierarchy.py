@@ -17,11 +17,11 @@ from dvq_jax.errors import ConfigError
 from dvq_jax.vqvae import objective
 from dvq_jax.vqvae import train
 from dvq_jax.vqvae.model import VQVAE
-from tests.test_objective import IMAGE_SHAPE
-from tests.test_objective import adam_steps
-from tests.test_objective import smooth_images
-from tests.test_objective import tiny_config
-from tests.test_train import _small
+from tests.vqvae_fixtures import IMAGE_SHAPE
+from tests.vqvae_fixtures import adam_steps
+from tests.vqvae_fixtures import small
+from tests.vqvae_fixtures import smooth_images
+from tests.vqvae_fixtures import tiny_config
 
 
 def _model(**fields):
@@ -110,7 +110,7 @@ def test_a_few_adam_steps_lower_the_loss(fields):
 
 @pytest.mark.slow
 def test_two_learned_levels_train_and_evaluate_with_both_levels_rate(tmp_path):
-  config = _small(num_train_steps=1, eval_every_steps=1, checkpoint_every_steps=1,
+  config = small(num_train_steps=1, eval_every_steps=1, checkpoint_every_steps=1,
                   num_recon_images=0, slice_projection="learned", levels=2)
   with tfds.testing.mock_data(num_examples=20):
     train.train_and_evaluate(config, str(tmp_path))
