@@ -74,6 +74,9 @@ class CodeLayout:
       raise ConfigError(f"the tokenizer (and so the prior and the codec) reads codes of quantizers"
                         f" {', '.join(TOKENIZED_QUANTIZERS)}; this run's quantizer is"
                         f" {config.quantizer!r}")
+    if config.get("levels", 1) != 1:
+      raise ConfigError(f"the tokenizer (and so the prior and the codec) reads one latent grid;"
+                        f" this run has config.levels = {config.levels}: use a levels = 1 run")
     factor = 2**config.model.num_downsamples
     return cls(codebook_size=int(config.codebook_size),
                num_codebooks=int(config.num_codebooks) if config.quantizer in ("dvq", "mvq") else 1,

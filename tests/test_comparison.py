@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dvq_jax import data as data_lib
+from dvq_jax import metrics
 from dvq_jax import rate_distortion
 from dvq_jax import vqvae
 from dvq_jax.errors import ConfigError
@@ -187,6 +188,54 @@ def test_grid_points_and_their_configs():
   config.grid.dvq = ((3, 16),)
   with pytest.raises(ConfigError, match="config.grid.dvq"):
     rate_distortion.points(config)
+
+
+def test_full_grid_spans_the_rate_range_with_overlapping_families():
+  config = config_files.load("configs/rate_distortion.py:full")
+  points = rate_distortion.points(config)
+  assert {p.seed for p in points} == {config.base.seed + i for i in range(3)}
+  rates = {}
+  for p in points:
+    point_config = rate_distortion.point_config(config, p)
+    bits = metrics.rate_bits_per_dim(model_fields.codes_per_image(point_config, (32, 32, 3)),
+                                     model_fields.code_alphabet_size(point_config), 3072)
+    rates.setdefault(p.quantizer, set()).add(round(bits, 6))
+    if point_config.quantizer in ("vq", "svq"):
+      assert point_config.codebook_size <= 65536
+  assert set(rates) == {"dvq", "mvq", "rvq", "fsq", "lfq", "dvq_learned", "dvq_2level", "vq",
+                        "svq"}
+  assert all(len(r) >= 5 for r in rates.values()), rates
+  assert max(min(r) for r in rates.values()) < 0.06  # every family starts near 0.05 bits/dim
+  for family, r in rates.items():
+    if family not in ("vq", "svq"):
+      assert max(r) >= 2.0, family
+    # The families overlap: at least 2 points of each lie in every other family's rate range.
+    for other, o in rates.items():
+      assert sum(min(o) <= a <= max(o) for a in r) >= 2, (family, other)
+  with config.unlocked():
+    config.grid.fsq = ((2, 100),)
+  with pytest.raises(ConfigError, match="fsq K = 100"):
+    rate_distortion.points(config)
+
+
+@pytest.mark.slow
+def test_a_study_trains_families_with_their_own_fields(tmp_path):
+  config = config_files.load("configs/rate_distortion.py:small")
+  config.quantizers = ("dvq_2level", "lfq")
+  config.families = ml_collections.ConfigDict({"dvq_2level": {"quantizer": "dvq", "levels": 2}})
+  config.grid.dvq_2level = ((2, 4),)
+  config.grid.lfq = ((2, 8),)
+  records = rate_distortion.run(config, str(tmp_path))
+  assert [r["quantizer"] for r in records] == ["dvq_2level", "lfq"]
+  point_configs = [json.loads((tmp_path / f"{p.name}/config.json").read_text())
+                   for p in rate_distortion.points(config)]
+  assert point_configs[0]["levels"] == 2 and point_configs[1]["codebook_dim"] == 3
+  # The demo's 32x32x3 patches on the small model's latent grid (h x w), L = 2.
+  factor = 2**config.base.model.num_downsamples
+  positions = (32 // factor) ** 2
+  expected = [(positions + positions // 4) * 2 * 2, positions * 2 * 3]  # 2-level K = 4; lfq 3 bits
+  np.testing.assert_allclose([r["rate_bits_per_dim"] for r in records],
+                             np.array(expected) / 3072, rtol=1e-9)
 
 
 def test_small_study_writes_tables_and_plot_and_resumes(tmp_path, monkeypatch):

@@ -39,6 +39,12 @@ def learned_prior() -> ml_collections.ConfigDict:
   # False: vq/svq/mvq latents and codebook vectors are D wide (the paper's baselines).
   config.equal_width = False
   config.slice_sizes = ()  # dvq: L unequal slice widths D_l (paper Eq. 3), max = D; () = equal
+  # split: codebook l quantizes channel slice l | learned: its own learned 1x1 projection (C -> D)
+  # of the whole latent (Depthwise Quantization, Fostiropoulos & Boehm 2022); dvq, rvq, fsq, lfq.
+  config.slice_projection = "split"
+  # 1 | 2: a VQ-VAE-2-style top level at half resolution conditions the decoder (Razavi et al.
+  # 2019); the rate counts both levels' codes. Not for vq/svq, EMA codebooks or the tokenizer.
+  config.levels = 1
   # Cosine codes: l2-normalised slices and codebooks (dvq, mvq, vq, svq).
   config.cosine = False
   # Gradient to the encoder through the quantizer: straight_through | rotation (the rotation

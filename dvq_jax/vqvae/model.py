@@ -22,6 +22,7 @@ code does, to x/255 - 0.5 in [-0.5, 0.5] (`"official"`), in the compute dtype; t
 float32.
 """
 
+import functools
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -324,7 +325,14 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
   """
   dim, slice_sizes = check_model_fields(config, image_shape)
   model = config.model
-  return VQVAE(
+  model_class = VQVAE
+  projection, levels = config.get("slice_projection", "split"), config.get("levels", 1)
+  if projection != "split" or levels != 1:
+    # hierarchy subclasses VQVAE, so it is imported here, not at the top.
+    from dvq_jax.vqvae import hierarchy  # pylint: disable=g-import-not-at-top
+    model_class = functools.partial(hierarchy.HierarchicalVQVAE, slice_projection=projection,
+                                    levels=levels)
+  return model_class(
       quantizer=config.quantizer,
       num_codebooks=config.num_codebooks,
       codebook_size=config.codebook_size,
