@@ -5,6 +5,8 @@ codebooks, k-means initialisation, dead-code restart, cosine codes and the rotat
 Plain functions of arrays -- no Flax -- that are safe under `jax.jit`, `jax.vmap` and `jax.grad`.
 """
 
+from dvq_jax.quantizers._bsq import binary_spherical_quantize
+from dvq_jax.quantizers._bsq import bsq_lookup
 from dvq_jax.quantizers._cosine import cosine_codes
 from dvq_jax.quantizers._cosine import l2_normalize
 from dvq_jax.quantizers._ema import EmaCodebooks
@@ -44,6 +46,8 @@ __all__ = [
     "INIT_SCHEMES",
     "QuantizerOutput",
     "RestartOutput",
+    "binary_spherical_quantize",
+    "bsq_lookup",
     "cosine_codes",
     "depthwise_lookup",
     "depthwise_quantize",
