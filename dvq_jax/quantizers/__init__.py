@@ -36,6 +36,10 @@ from dvq_jax.quantizers._quantize import spatial_quantize
 from dvq_jax.quantizers._quantize import vector_quantize
 from dvq_jax.quantizers._residual import depthwise_residual_quantize
 from dvq_jax.quantizers._residual import residual_quantize
+from dvq_jax.quantizers._residual_scalar import residual_finite_scalar_quantize
+from dvq_jax.quantizers._residual_scalar import residual_lookup_free_quantize
+from dvq_jax.quantizers._residual_scalar import rfsq_lookup
+from dvq_jax.quantizers._residual_scalar import rlfq_lookup
 from dvq_jax.quantizers._restart import RestartOutput
 from dvq_jax.quantizers._restart import restart_dead_codes
 
@@ -65,8 +69,12 @@ __all__ = [
     "multi_codebook_lookup",
     "multi_codebook_quantize",
     "nearest_codes",
+    "residual_finite_scalar_quantize",
+    "residual_lookup_free_quantize",
     "residual_quantize",
     "restart_dead_codes",
+    "rfsq_lookup",
+    "rlfq_lookup",
     "rotation_trick",
     "spatial_lookup",
     "spatial_quantize",
