@@ -9,6 +9,7 @@ from dvq_jax.quantizers._bsq import binary_spherical_quantize
 from dvq_jax.quantizers._bsq import bsq_lookup
 from dvq_jax.quantizers._cosine import cosine_codes
 from dvq_jax.quantizers._cosine import l2_normalize
+from dvq_jax.quantizers._depthwise import depthwise
 from dvq_jax.quantizers._ema import EmaCodebooks
 from dvq_jax.quantizers._ema import EmaState
 from dvq_jax.quantizers._ema import ema_codebooks
@@ -53,6 +54,7 @@ __all__ = [
     "binary_spherical_quantize",
     "bsq_lookup",
     "cosine_codes",
+    "depthwise",
     "depthwise_lookup",
     "depthwise_quantize",
     "depthwise_residual_quantize",
