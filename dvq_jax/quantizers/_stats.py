@@ -46,14 +46,23 @@ def code_statistics(codes: jax.Array, size: int, weights: jax.Array | None = Non
                     ) -> tuple[jax.Array, jax.Array]:
   """Perplexity and usage of each column of codes `(N, G)` in [0, size), over the unmasked rows.
 
+  Args:
+    codes: `(N, G)` int codes, column g of codebook g.
+    size: the codes a column can take.
+    weights: None, or 0/1 weights `(N,)` (per row) or `(N, G)` (per entry).
+
   Returns:
     `(perplexity (G,), usage (G,))`: exp(entropy) of column g's code histogram, and the fraction
     of the `size` codes it uses at least once.
   """
   rows, groups = codes.shape
-  flat = codes + size * jnp.arange(groups, dtype=codes.dtype)
-  add = 1.0 if weights is None else jnp.broadcast_to(weights[:, None], codes.shape)
-  counts = jnp.zeros(groups * size, jnp.float32).at[flat.reshape(-1)].add(
-      add if weights is None else add.reshape(-1)).reshape(groups, size)
-  probs = counts / num_positions(weights, max(rows, 1))
+  flat = (codes + size * jnp.arange(groups, dtype=codes.dtype)).reshape(-1)
+  if weights is None:
+    counts = jnp.zeros(groups * size, jnp.float32).at[flat].add(1.0).reshape(groups, size)
+    probs = counts / max(rows, 1)
+  else:
+    w = jnp.broadcast_to(weights.reshape(rows, -1), codes.shape)
+    counts = jnp.zeros(groups * size, jnp.float32).at[flat].add(w.reshape(-1))
+    counts = counts.reshape(groups, size)
+    probs = counts / jnp.maximum(jnp.sum(w, axis=0), 1.0)[:, None]
   return jnp.exp(-jnp.sum(xlogy(probs, probs), axis=-1)), jnp.mean(counts > 0, axis=-1)
