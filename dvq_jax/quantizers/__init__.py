@@ -1,6 +1,8 @@
 """Pure functional vector quantizers: VQ, DVQ (depthwise), multi-codebook VQ and SVQ (spatial);
-the quantizer families RVQ (and depthwise RVQ), FSQ and LFQ; and the codebook toolbox: EMA
-codebooks, k-means initialisation, dead-code restart, cosine codes and the rotation trick.
+the quantizer families RVQ (and depthwise RVQ, quantize dropout, shared codebooks), FSQ, LFQ,
+BSQ, residual FSQ and LFQ, SimVQ and stochastic codes, any of them depthwise (`depthwise`);
+and the codebook toolbox: EMA codebooks, k-means initialisation, dead-code restart, cosine
+codes, the rotation trick, entropy penalties and position masks.
 
 Plain functions of arrays -- no Flax -- that are safe under `jax.jit`, `jax.vmap` and `jax.grad`.
 """
@@ -43,6 +45,8 @@ from dvq_jax.quantizers._residual_scalar import rfsq_lookup
 from dvq_jax.quantizers._residual_scalar import rlfq_lookup
 from dvq_jax.quantizers._restart import RestartOutput
 from dvq_jax.quantizers._restart import restart_dead_codes
+from dvq_jax.quantizers._simvq import simvq_codebook
+from dvq_jax.quantizers._simvq import simvq_quantize
 
 __all__ = [
     "EmaCodebooks",
@@ -78,6 +82,8 @@ __all__ = [
     "rfsq_lookup",
     "rlfq_lookup",
     "rotation_trick",
+    "simvq_codebook",
+    "simvq_quantize",
     "spatial_lookup",
     "spatial_quantize",
     "straight_through",
