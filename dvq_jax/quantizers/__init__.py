@@ -15,6 +15,7 @@ from dvq_jax.quantizers._depthwise import depthwise
 from dvq_jax.quantizers._ema import EmaCodebooks
 from dvq_jax.quantizers._ema import EmaState
 from dvq_jax.quantizers._ema import ema_codebooks
+from dvq_jax.quantizers._entropy import codebook_entropy_penalty
 from dvq_jax.quantizers._estimators import GRADIENT_ESTIMATORS
 from dvq_jax.quantizers._estimators import rotation_trick
 from dvq_jax.quantizers._estimators import straight_through
@@ -47,6 +48,9 @@ from dvq_jax.quantizers._restart import RestartOutput
 from dvq_jax.quantizers._restart import restart_dead_codes
 from dvq_jax.quantizers._simvq import simvq_codebook
 from dvq_jax.quantizers._simvq import simvq_quantize
+from dvq_jax.quantizers._stochastic import RELAXATIONS
+from dvq_jax.quantizers._stochastic import stochastic_codes
+from dvq_jax.quantizers._stochastic import stochastic_quantize
 
 __all__ = [
     "EmaCodebooks",
@@ -54,9 +58,11 @@ __all__ = [
     "GRADIENT_ESTIMATORS",
     "INIT_SCHEMES",
     "QuantizerOutput",
+    "RELAXATIONS",
     "RestartOutput",
     "binary_spherical_quantize",
     "bsq_lookup",
+    "codebook_entropy_penalty",
     "cosine_codes",
     "depthwise",
     "depthwise_lookup",
@@ -86,6 +92,8 @@ __all__ = [
     "simvq_quantize",
     "spatial_lookup",
     "spatial_quantize",
+    "stochastic_codes",
+    "stochastic_quantize",
     "straight_through",
     "vector_lookup",
     "vector_quantize",
