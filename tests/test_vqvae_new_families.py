@@ -118,7 +118,10 @@ def test_sampled_codes_in_training_nearest_codes_in_evaluation(relaxation):
                                 q.depthwise_quantize(z, params["quantize"]["codebooks"]).codes)
   key = jax.random.key(5)
   (loss, _), grads, (_, codes) = objective.loss_and_gradient(params, model, images, key=key)
-  sampled = q.depthwise(q.stochastic_quantize, 2)(z, params["quantize"]["codebooks"], key=key,
+  # The key the bottleneck draws from the "codes" rng, one per slice as in `q.depthwise`.
+  drawn = model.apply({"params": params}, images, rngs={"codes": key},
+                      method=lambda m, _: m.quantize.make_rng("codes"))
+  sampled = q.depthwise(q.stochastic_quantize, 2)(z, params["quantize"]["codebooks"], key=drawn,
                                                   temperature=2.0, relaxation=relaxation)
   np.testing.assert_array_equal(codes, sampled.codes)
   assert np.any(np.asarray(codes) != np.asarray(nearest.codes))

@@ -234,12 +234,13 @@ class Quantizer(nn.Module):
       mask = jnp.broadcast_to(jnp.asarray(mask, bool).reshape(-1, 1, 1), z.shape[:-1])
     if self.code_temperature > 0 and self.has_rng("codes"):
       stochastic = functools.partial(
-          q.stochastic_quantize, key=self.make_rng("codes"), temperature=self.code_temperature,
+          q.stochastic_quantize, temperature=self.code_temperature,
           relaxation=self.code_relaxation, beta=self.beta, mask=mask)
+      key = self.make_rng("codes")
       if self.kind == "vq":
-        out = stochastic(z32, self._codebooks()[0])
-      else:
-        out = q.depthwise(stochastic, self.num_codebooks)(z32, self._codebooks())
+        out = stochastic(z32, self._codebooks()[0], key=key)
+      else:  # one key a slice
+        out = q.depthwise(stochastic, self.num_codebooks)(z32, self._codebooks(), key=key)
     elif self.kind == "dvq":
       out = q.depthwise_quantize(z32, self._codebooks(), beta=self.beta,
                                  slice_sizes=self.slice_sizes or None, mask=mask,
