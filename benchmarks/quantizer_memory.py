@@ -9,7 +9,12 @@ streams it in blocks, so the process must stay far below 4 GB of resident memory
 
 `--family rvq` times `residual_quantize` instead (z (N, D), L stages of K codes: each stage's
 search is blocked like DVQ's), `--family lfq` `lookup_free_quantize` on z (N, log2 K) (its batch
-entropy needs the (N, K) soft assignment, streamed in row blocks); `--grad` measures
+entropy needs the (N, K) soft assignment, streamed in row blocks), `bsq`
+`binary_spherical_quantize` likewise, `rlfq` `residual_lookup_free_quantize` (L stages of
+log2 K bits), `rfsq` `residual_finite_scalar_quantize` (L stages, levels (8, 5, 5, 5)), `simvq`
+DVQ over `simvq_codebook` (L bases of K codes and L (D, D) maps), `stochastic` DVQ with
+`stochastic_quantize` codes (Gumbel-softmax relaxation, row-blocked) and `entropy` DVQ plus
+`codebook_entropy_penalty` on every slice (row-blocked); `--grad` measures
 forward+backward of sum(quantized) + loss instead of the forward alone.
 """
 
@@ -39,14 +44,17 @@ def main():
   parser.add_argument("--codebooks", type=int, default=8, help="L")
   parser.add_argument("--codes", type=int, default=1 << 16, help="K")
   parser.add_argument("--dim", type=int, default=4, help="D per codebook")
-  parser.add_argument("--family", choices=("dvq", "rvq", "lfq"), default="dvq")
+  parser.add_argument("--family", default="dvq", choices=(
+      "dvq", "rvq", "lfq", "bsq", "rlfq", "rfsq", "simvq", "stochastic", "entropy"))
   parser.add_argument("--grad", action="store_true", help="forward+backward, not forward alone")
   args = parser.parse_args()
   num, levels, size, dim = args.vectors, args.codebooks, args.codes, args.dim
-  if args.family == "lfq":
-    levels, dim = 1, size.bit_length() - 1
+  if args.family in ("lfq", "bsq", "rlfq"):
+    stages, levels, dim = levels, 1, size.bit_length() - 1
     if 1 << dim != size or dim > 16:
-      parser.error(f"--family lfq needs --codes a power of two <= 65536, not {size}")
+      parser.error(f"--family {args.family} needs --codes a power of two <= 65536, not {size}")
+  if args.family == "rfsq":
+    stages, levels, dim, size = levels, 1, 4, 1000
   print(f"# quantizer_memory {args.family}{' fwd+bwd' if args.grad else ' fwd'}: N={num} vectors,"
         f" L={levels}, K={size}, D={dim};"
         f" {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC;"
@@ -57,8 +65,23 @@ def main():
   width = dim if args.family == "rvq" else levels * dim
   z = jax.random.normal(key_z, (num, width), jnp.float32)
   codebooks = jax.random.normal(key_e, (levels, size, dim), jnp.float32)
-  quantize = {"dvq": quantizers.depthwise_quantize, "rvq": quantizers.residual_quantize,
-              "lfq": lambda z, e: quantizers.lookup_free_quantize(z)}[args.family]
+  if args.family == "simvq":  # the learned maps, one per slice; the bases are `codebooks`
+    codebooks = (codebooks, jnp.broadcast_to(jnp.eye(dim), (levels, dim, dim)))
+  slices = lambda z: z.reshape(num, levels, dim)
+  quantize = {
+      "dvq": quantizers.depthwise_quantize,
+      "rvq": quantizers.residual_quantize,
+      "lfq": lambda z, e: quantizers.lookup_free_quantize(z),
+      "bsq": lambda z, e: quantizers.binary_spherical_quantize(z),
+      "rlfq": lambda z, e: quantizers.residual_lookup_free_quantize(z, stages),
+      "rfsq": lambda z, e: quantizers.residual_finite_scalar_quantize(z, (8, 5, 5, 5), stages),
+      "simvq": lambda z, e: quantizers.depthwise_quantize(z, quantizers.simvq_codebook(*e)),
+      "stochastic": lambda z, e: quantizers.depthwise(quantizers.stochastic_quantize, levels)(
+          z, e, key=jax.random.key(1), relaxation="gumbel_softmax"),
+      "entropy": lambda z, e: (lambda out: out._replace(loss=out.loss + jnp.sum(jax.vmap(
+          quantizers.codebook_entropy_penalty, in_axes=(1, 0))(slices(z), e))))(
+              quantizers.depthwise_quantize(z, e)),
+  }[args.family]
   if args.grad:
     def objective(z, e):
       out = quantize(z, e)
@@ -77,7 +100,7 @@ def main():
   run_s = time.perf_counter() - start
   peak = peak_rss_bytes()
 
-  distances = num * levels * size
+  distances = num * max(levels, 1) * size
   print(f"full distance matrix would be {4 * distances / 2**40:.3f} TiB")
   print(f"compile {compile_s:.1f} s; {'forward+backward' if args.grad else 'forward'} {run_s:.1f} s"
         f" ({distances / run_s / 1e9:.2f} G distances/s,"

@@ -1,6 +1,6 @@
 """Speed of the toolbox's quantizer families against vector-quantize-pytorch, same process.
 
-Four matched pairs, forward and forward+backward (gradients w.r.t. the input, and the codebooks
+Matched pairs, forward and forward+backward (gradients w.r.t. the input, and the codebooks
 where they are learned), implementations taking turns as in `quantizer_bench.py` (whose timing
 and load accounting this script reuses):
 
@@ -9,10 +9,20 @@ and load accounting this script reuses):
   EMA codebooks inside every training-mode forward);
 * RVQ: `residual_quantize` against `ResidualVQ(learnable_codebook=True, ema_update=False)`;
 * FSQ: `finite_scalar_quantize` against `FSQ`;
-* LFQ: `lookup_free_quantize` against `LFQ` (same entropy weights, inverse temperature 100).
+* LFQ: `lookup_free_quantize` against `LFQ` (same entropy weights, inverse temperature 100);
+* BSQ: `binary_spherical_quantize` (exact batch entropy) against `LFQ(spherical=True)`;
+* SimVQ: `simvq_quantize` against `SimVQ(rotation_trick=False)` (same basis and map);
+* RFSQ, RLFQ: `residual_finite_scalar_quantize` / `residual_lookup_free_quantize` against
+  `ResidualFSQ` / `ResidualLFQ`;
+* RVQ dropout: `residual_quantize(dropout_key=...)` against `ResidualVQ(quantize_dropout=True)`
+  (forward without dropout, as vector-quantize-pytorch's no-grad forward);
+* masked VQ: `vector_quantize(mask=...)` against `VectorQuantize(...)(x, mask=...)`, half the
+  positions masked.
 
-Codes are compared on the first call (same codebooks, same data): all four algorithms are
-deterministic, so any difference would be a float32 near-tie.
+Codes are compared on the first call (same codebooks, same data): the algorithms are
+deterministic (quantize dropout is off in the forward), so a difference is a float32 near-tie
+or a different grid: vector-quantize-pytorch's ResidualFSQ runs its symmetric FSQ variant
+(`preserve_symmetry=True`, another bound and rounding), so its residual-FSQ codes differ.
 
     PYTHONPATH=. python benchmarks/toolbox_bench.py [--repeats 5]
 """
@@ -33,7 +43,10 @@ from quantizer_bench import best_time
 from quantizer_bench import timed
 from vector_quantize_pytorch import FSQ
 from vector_quantize_pytorch import LFQ
+from vector_quantize_pytorch import ResidualFSQ
+from vector_quantize_pytorch import ResidualLFQ
 from vector_quantize_pytorch import ResidualVQ
+from vector_quantize_pytorch import SimVQ
 from vector_quantize_pytorch import VectorQuantize
 
 from dvq_jax import quantizers as q
@@ -44,6 +57,10 @@ RVQ = dict(num=8192, dim=64, stages=8, size=1024)
 FSQ_LEVELS = (8, 5, 5, 5)
 FSQ_NUM = 262144
 LFQ_BITS, LFQ_NUM = 10, 16384
+SIMVQ = dict(num=8192, dim=32, size=1024)
+RFSQ_LEVELS, RESIDUAL_STAGES = (7, 5, 5, 5), 4
+MASKED = dict(batch=16, positions=1024, dim=64, size=1024)
+ENTROPY = dict(entropy_weight=0.1, diversity_weight=1.0, inverse_temperature=100.0, beta=BETA)
 
 
 def _jax_pair(forward, objective, *args):
@@ -172,20 +189,140 @@ def lfq(rng):
   z_t = torch.from_numpy(z)[None]
   with torch.no_grad():
     peer_codes = module(z_t)[1][0].numpy()
-  # vector-quantize-pytorch puts dimension 0 in the most significant bit, dvq_jax in the least.
   ours_codes = np.asarray(jax.jit(forward)(jnp.asarray(z))[0])
-  ours_msb = sum(((ours_codes >> i) & 1) << (LFQ_BITS - 1 - i) for i in range(LFQ_BITS))
   peer = _torch_pair(module, z_t, lambda out: out[0].sum() + out[2])
-  return ours, peer, (ours_msb, peer_codes)
+  return ours, peer, (_msb_first(ours_codes, LFQ_BITS), peer_codes)
 
 
-FAMILIES = {"EMA DVQ": ema_dvq, "RVQ": rvq, "FSQ": fsq, "LFQ": lfq}
+def _msb_first(codes, bits):
+  """vector-quantize-pytorch puts dimension 0 in the most significant bit, dvq_jax in the least."""
+  return sum(((codes >> i) & 1) << (bits - 1 - i) for i in range(bits))
+
+
+def _grad_pair(quantize, *args):
+  """(forward codes, d(sum(quantized) + loss)/d(all args)) of `quantize(*args)`."""
+  def objective(*args):
+    def value(*args):
+      out = quantize(*args)
+      return jnp.sum(out.quantized) + out.loss
+    return jax.grad(value, argnums=tuple(range(len(args))))(*args)
+
+  forward = lambda *args: quantize(*args).codes
+  args = tuple(jnp.asarray(a) for a in args)
+  return _jax_pair(forward, objective, *args), np.asarray(jax.jit(forward)(*args))
+
+
+def _peer(module, x, *, loss=2, **kwargs):
+  """(codes of the first no-grad call, (fwd, fwd+bwd)) of a vector-quantize-pytorch module."""
+  x_t = torch.from_numpy(x)[None] if x.ndim == 2 else torch.from_numpy(x)
+  with torch.no_grad():
+    codes = module(x_t, **kwargs)[1].numpy()
+
+  def bwd():
+    leaf = x_t.detach().requires_grad_(True)
+    module.zero_grad(set_to_none=True)
+    out = module(leaf, **kwargs)
+    (out[0].sum() + out[loss].sum()).backward()
+    return leaf.grad
+
+  def fwd():
+    with torch.no_grad():
+      return module(x_t, **kwargs)
+
+  return codes.reshape(-1, *codes.shape[2:]) if x.ndim == 2 else codes, (fwd, bwd)
+
+
+def bsq(rng):
+  z = rng.standard_normal((LFQ_NUM, LFQ_BITS), dtype=np.float32)
+  ours, codes = _grad_pair(lambda z: q.binary_spherical_quantize(z, **ENTROPY), z)
+  module = LFQ(dim=LFQ_BITS, codebook_size=2**LFQ_BITS, spherical=True, entropy_loss_weight=0.1,
+               diversity_gamma=1.0, commitment_loss_weight=BETA).train()
+  peer_codes, peer = _peer(module, z)
+  return ours, peer, (_msb_first(codes, LFQ_BITS), peer_codes)
+
+
+def simvq(rng):
+  n, dim, size = SIMVQ["num"], SIMVQ["dim"], SIMVQ["size"]
+  z = rng.standard_normal((n, dim), dtype=np.float32)
+  module = SimVQ(dim=dim, codebook_size=size, rotation_trick=False,
+                 input_to_quantize_commit_loss_weight=BETA).train()
+  basis = module.frozen_codebook.numpy()
+  projection = module.code_transform.weight.detach().numpy().T.copy()  # codebook = basis @ W
+  ours, codes = _grad_pair(lambda z, w: q.simvq_quantize(z, basis, w, beta=BETA), z, projection)
+  peer_codes, peer = _peer(module, z)
+  return ours, peer, (codes, peer_codes)
+
+
+def rfsq(rng):
+  z = rng.standard_normal((FSQ_NUM // 4, len(RFSQ_LEVELS)), dtype=np.float32)
+  ours, codes = _grad_pair(
+      lambda z: q.residual_finite_scalar_quantize(z, RFSQ_LEVELS, RESIDUAL_STAGES), z)
+  module = ResidualFSQ(dim=len(RFSQ_LEVELS), levels=list(RFSQ_LEVELS),
+                       num_quantizers=RESIDUAL_STAGES).train()
+  peer_codes, peer = _peer(module, z, loss=0)
+  return ours, peer, (codes, peer_codes)
+
+
+def rlfq(rng):
+  z = 0.1 * rng.standard_normal((LFQ_NUM, LFQ_BITS), dtype=np.float32)
+  ours, codes = _grad_pair(
+      lambda z: q.residual_lookup_free_quantize(z, RESIDUAL_STAGES, **ENTROPY), z)
+  module = ResidualLFQ(dim=LFQ_BITS, codebook_size=2**LFQ_BITS, num_quantizers=RESIDUAL_STAGES,
+                       entropy_loss_weight=0.1, diversity_gamma=1.0,
+                       commitment_loss_weight=BETA).train()
+  peer_codes, peer = _peer(module, z)
+  return ours, peer, (_msb_first(codes, LFQ_BITS), peer_codes)
+
+
+def rvq_dropout(rng):
+  n, dim, stages, size = RVQ["num"], RVQ["dim"], RVQ["stages"], RVQ["size"]
+  z = rng.standard_normal((n, dim), dtype=np.float32)
+  codebooks = (rng.standard_normal((stages, size, dim), dtype=np.float32)
+               * 0.7 ** np.arange(stages, dtype=np.float32)[:, None, None])
+  key = jax.random.key(0)
+  (fwd, _), codes = _grad_pair(lambda z, e: q.residual_quantize(z, e, beta=BETA), z, codebooks)
+  (_, bwd), _ = _grad_pair(lambda z, e: q.residual_quantize(z, e, beta=BETA, dropout_key=key),
+                           z, codebooks)
+  module = ResidualVQ(dim=dim, num_quantizers=stages, codebook_size=size, quantize_dropout=True,
+                      learnable_codebook=True, ema_update=False, rotation_trick=False,
+                      commitment_weight=BETA).train()
+  with torch.no_grad():
+    for layer, codebook in zip(module.layers, codebooks):
+      layer._codebook.embed.copy_(torch.from_numpy(codebook)[None])
+  peer_codes, peer = _peer(module, z)
+  return (fwd, bwd), peer, (codes, peer_codes)
+
+
+def masked_vq(rng):
+  batch, positions, dim, size = (MASKED[k] for k in ("batch", "positions", "dim", "size"))
+  z = rng.standard_normal((batch, positions, dim), dtype=np.float32)
+  codebook = rng.standard_normal((size, dim), dtype=np.float32)
+  mask = np.arange(positions)[None, :] < rng.integers(1, positions, (batch, 1))
+  ours, codes = _grad_pair(lambda z, e: q.vector_quantize(z, e, beta=BETA, mask=mask), z,
+                           codebook)
+  module = VectorQuantize(dim=dim, codebook_size=size, learnable_codebook=True, ema_update=False,
+                          rotation_trick=False, commitment_weight=BETA).train()
+  with torch.no_grad():
+    module._codebook.embed.copy_(torch.from_numpy(codebook)[None])
+  peer_codes, peer = _peer(module, z, mask=torch.from_numpy(mask))
+  return ours, peer, (codes[mask], peer_codes[mask])
+
+
+FAMILIES = {"EMA DVQ": ema_dvq, "RVQ": rvq, "FSQ": fsq, "LFQ": lfq, "BSQ": bsq, "SimVQ": simvq,
+            "RFSQ": rfsq, "RLFQ": rlfq, "RVQ drop": rvq_dropout, "masked VQ": masked_vq}
 SETTINGS = {
     "EMA DVQ": (f"N={EMA['num']}, L={EMA['levels']}, D={EMA['dim']}, K={EMA['size']},"
                 f" decay={EMA['decay']}"),
     "RVQ": f"N={RVQ['num']}, D={RVQ['dim']}, M={RVQ['stages']} stages, K={RVQ['size']}",
     "FSQ": f"N={FSQ_NUM}, levels={FSQ_LEVELS}",
     "LFQ": f"N={LFQ_NUM}, D={LFQ_BITS} bits (K=2^{LFQ_BITS})",
+    "BSQ": f"N={LFQ_NUM}, D={LFQ_BITS} bits (K=2^{LFQ_BITS}), exact batch entropy",
+    "SimVQ": f"N={SIMVQ['num']}, D={SIMVQ['dim']}, K={SIMVQ['size']}",
+    "RFSQ": f"N={FSQ_NUM // 4}, levels={RFSQ_LEVELS}, M={RESIDUAL_STAGES} stages",
+    "RLFQ": f"N={LFQ_NUM}, D={LFQ_BITS} bits, M={RESIDUAL_STAGES} stages",
+    "RVQ drop": f"N={RVQ['num']}, D={RVQ['dim']}, M={RVQ['stages']} stages, K={RVQ['size']}",
+    "masked VQ": (f"B={MASKED['batch']} x {MASKED['positions']} positions, D={MASKED['dim']},"
+                  f" K={MASKED['size']}, a random prefix of each row unmasked"),
 }
 
 

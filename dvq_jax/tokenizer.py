@@ -6,9 +6,11 @@ The second stage (the code prior, the codec) sees a VQ-VAE only through this cla
   codes = tokenizer.encode(images)        # uint8 (B, H, W, C) -> int32 (B, h, w, L)
   images = tokenizer.decode(codes)        # -> uint8 (B, H, W, C), the head's mean, rounded
 
-Codes always carry the codebook axis: `(B, h, w, L)` for dvq and mvq, `(B, h, w, 1)` for vq and
-svq (svq's codebook is implied by the position: the h*w positions, row-major, fall into
-`config.num_codebooks` contiguous groups). Every call runs a jitted function on a fixed internal
+Codes always carry the codebook axis: `(B, h, w, L)` for dvq, mvq, fsq, lfq and bsq,
+`(B, h, w, L*M)` for the residual families rvq, rfsq and rlfq (slice-major), `(B, h, w, 1)` for vq
+and svq (svq's codebook is implied by the position: the h*w positions, row-major, fall into
+`config.num_codebooks` contiguous groups). Every family's codes are integers in [0, A), A the
+values one code takes (`codebook_size`: K, prod(fsq_levels), or 2^D). Every call runs a jitted function on a fixed internal
 batch (the last one padded), sharded over all devices on the `data` axis like the evaluator,
 so no input size recompiles.
 """
@@ -31,6 +33,7 @@ from dvq_jax.training import checkpointing
 from dvq_jax.training import sharding
 from dvq_jax.training.progress import Progress
 from dvq_jax.vqvae import likelihoods
+from dvq_jax.vqvae.bottleneck import codes_per_position
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
@@ -45,10 +48,6 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
-# rvq, fsq and lfq codes (other code layouts and alphabets) are not tokenized yet.
-TOKENIZED_QUANTIZERS = ("dvq", "mvq", "vq", "svq")
-
-
 @dataclasses.dataclass(frozen=True)
 class CodeLayout:
   """The codes a VQ-VAE config makes per image: what a prior over them (`prior.build_prior`)
@@ -56,7 +55,8 @@ class CodeLayout:
 
   Attributes:
     codebook_size: K.
-    num_codebooks: L, the codes' last axis: `config.num_codebooks` for dvq/mvq, 1 for vq/svq.
+    num_codebooks: the codes' last axis: L for dvq, mvq, fsq, lfq and bsq, L*M for rvq, rfsq and
+      rlfq, 1 for vq and svq.
     grid: `(h, w)` latent positions per image.
   """
   codebook_size: int
@@ -68,18 +68,15 @@ class CodeLayout:
     """The layout of a VQ-VAE config's codes on images of `(H, W, C)`.
 
     Raises:
-      ConfigError: the quantizer's codes are not tokenized.
+      ConfigError: the run has two latent grids (`config.levels = 2`).
     """
-    if config.quantizer not in TOKENIZED_QUANTIZERS:
-      raise ConfigError(f"the tokenizer (and so the prior and the codec) reads codes of quantizers"
-                        f" {', '.join(TOKENIZED_QUANTIZERS)}; this run's quantizer is"
-                        f" {config.quantizer!r}")
     if config.get("levels", 1) != 1:
       raise ConfigError(f"the tokenizer (and so the prior and the codec) reads one latent grid;"
                         f" this run has config.levels = {config.levels}: use a levels = 1 run")
     factor = 2**config.model.num_downsamples
-    return cls(codebook_size=int(config.codebook_size),
-               num_codebooks=int(config.num_codebooks) if config.quantizer in ("dvq", "mvq") else 1,
+    return cls(codebook_size=int(vqvae.code_alphabet_size(config)),
+               num_codebooks=int(codes_per_position(config.quantizer, config.num_codebooks,
+                                                    config.get("num_stages", 1))),
                grid=(int(image_shape[0]) // factor, int(image_shape[1]) // factor))
 
 
@@ -90,8 +87,10 @@ class Tokenizer:
     config: the run's ConfigDict (from its config.json).
     model: the `vqvae.VQVAE`; `params` its parameters (replicated over the mesh).
     likelihood: the decoder head's name (categorical256 | logistic_mixture | mse).
-    codebook_size: K.
-    num_codebooks: L, the codes' last axis: `config.num_codebooks` for dvq/mvq, 1 for vq/svq.
+    codebook_size: the values one code takes: K, prod(fsq_levels) for fsq/rfsq, 2^D for
+      lfq/bsq/rlfq.
+    num_codebooks: the codes' last axis: `config.num_codebooks` L (L*M for rvq/rfsq/rlfq), 1 for
+      vq/svq.
     grid: `(h, w)` latent positions per image.
     image_shape: `(H, W, C)`.
     checkpoint_step: the training step of the loaded checkpoint.
@@ -122,7 +121,7 @@ class Tokenizer:
       return codes if codes.ndim == 4 else codes[..., None]
 
     def decode_head(params, codes):
-      codes = codes if model.quantizer in ("dvq", "mvq") else codes[..., 0]
+      codes = codes[..., 0] if model.quantizer in ("vq", "svq") else codes
       return model.apply({"params": params}, codes, method=model.decode)
 
     def decode(params, codes):

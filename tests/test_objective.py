@@ -141,18 +141,18 @@ def test_eval_stats_count_only_masked_examples(quantizer):
   assert float(stats["count"]) == 3.0
   # Histogram of each codebook's codes, from encode() by the layout documented per quantizer.
   codes = np.asarray(model.apply({"params": params}, real, method=model.encode))
-  if quantizer in ("dvq", "mvq", "fsq", "lfq", "rvq"):  # rvq: L*M = 4 columns (slice, stage)
+  if quantizer not in ("vq", "svq"):  # rvq, rfsq, rlfq: L*M = 4 columns (slice, stage)
     per_codebook = [codes[..., l].ravel() for l in range(codes.shape[-1])]
   elif quantizer == "vq":
     per_codebook = [codes.ravel()]
   else:  # svq: positions in row-major order, first half codebook 0, second half codebook 1
     flat = codes.reshape(3, 4)
     per_codebook = [flat[:, :2].ravel(), flat[:, 2:].ravel()]
-  # The alphabet: K = 16, fsq prod(8, 5, 5, 5) = 1000, lfq 2^D = 16.
-  alphabet = 1000 if quantizer == "fsq" else 16
+  # The alphabet: K = 16, fsq and rfsq prod(8, 5, 5, 5) = 1000, lfq, bsq and rlfq 2^D = 16.
+  alphabet = 1000 if quantizer in ("fsq", "rfsq") else 16
   expected = np.stack([np.bincount(c, minlength=alphabet) for c in per_codebook])
   np.testing.assert_array_equal(stats["code_counts"], expected)
-  per_position = {"vq": 1, "svq": 1, "rvq": 4}.get(quantizer, 2)
+  per_position = {"vq": 1, "svq": 1, "rvq": 4, "rfsq": 4, "rlfq": 4}.get(quantizer, 2)
   assert stats["code_counts"].sum() == 3 * 4 * per_position
 
 

@@ -1,15 +1,21 @@
 """Pure functional vector quantizers: VQ, DVQ (depthwise), multi-codebook VQ and SVQ (spatial);
-the quantizer families RVQ (and depthwise RVQ), FSQ and LFQ; and the codebook toolbox: EMA
-codebooks, k-means initialisation, dead-code restart, cosine codes and the rotation trick.
+the quantizer families RVQ (and depthwise RVQ, quantize dropout, shared codebooks), FSQ, LFQ,
+BSQ, residual FSQ and LFQ, SimVQ and stochastic codes, any of them depthwise (`depthwise`);
+and the codebook toolbox: EMA codebooks, k-means initialisation, dead-code restart, cosine
+codes, the rotation trick, entropy penalties and position masks.
 
 Plain functions of arrays -- no Flax -- that are safe under `jax.jit`, `jax.vmap` and `jax.grad`.
 """
 
+from dvq_jax.quantizers._bsq import binary_spherical_quantize
+from dvq_jax.quantizers._bsq import bsq_lookup
 from dvq_jax.quantizers._cosine import cosine_codes
 from dvq_jax.quantizers._cosine import l2_normalize
+from dvq_jax.quantizers._depthwise import depthwise
 from dvq_jax.quantizers._ema import EmaCodebooks
 from dvq_jax.quantizers._ema import EmaState
 from dvq_jax.quantizers._ema import ema_codebooks
+from dvq_jax.quantizers._entropy import codebook_entropy_penalty
 from dvq_jax.quantizers._estimators import GRADIENT_ESTIMATORS
 from dvq_jax.quantizers._estimators import rotation_trick
 from dvq_jax.quantizers._estimators import straight_through
@@ -35,8 +41,17 @@ from dvq_jax.quantizers._quantize import spatial_quantize
 from dvq_jax.quantizers._quantize import vector_quantize
 from dvq_jax.quantizers._residual import depthwise_residual_quantize
 from dvq_jax.quantizers._residual import residual_quantize
+from dvq_jax.quantizers._residual_scalar import residual_finite_scalar_quantize
+from dvq_jax.quantizers._residual_scalar import residual_lookup_free_quantize
+from dvq_jax.quantizers._residual_scalar import rfsq_lookup
+from dvq_jax.quantizers._residual_scalar import rlfq_lookup
 from dvq_jax.quantizers._restart import RestartOutput
 from dvq_jax.quantizers._restart import restart_dead_codes
+from dvq_jax.quantizers._simvq import simvq_codebook
+from dvq_jax.quantizers._simvq import simvq_quantize
+from dvq_jax.quantizers._stochastic import RELAXATIONS
+from dvq_jax.quantizers._stochastic import stochastic_codes
+from dvq_jax.quantizers._stochastic import stochastic_quantize
 
 __all__ = [
     "EmaCodebooks",
@@ -44,8 +59,13 @@ __all__ = [
     "GRADIENT_ESTIMATORS",
     "INIT_SCHEMES",
     "QuantizerOutput",
+    "RELAXATIONS",
     "RestartOutput",
+    "binary_spherical_quantize",
+    "bsq_lookup",
+    "codebook_entropy_penalty",
     "cosine_codes",
+    "depthwise",
     "depthwise_lookup",
     "depthwise_quantize",
     "depthwise_residual_quantize",
@@ -62,12 +82,20 @@ __all__ = [
     "multi_codebook_lookup",
     "multi_codebook_quantize",
     "nearest_codes",
+    "residual_finite_scalar_quantize",
+    "residual_lookup_free_quantize",
     "residual_quantize",
     "restart_dead_codes",
+    "rfsq_lookup",
+    "rlfq_lookup",
     "rotation_trick",
     "search_form",
+    "simvq_codebook",
+    "simvq_quantize",
     "spatial_lookup",
     "spatial_quantize",
+    "stochastic_codes",
+    "stochastic_quantize",
     "straight_through",
     "vector_lookup",
     "vector_quantize",

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from dvq_jax.quantizers import _checks
+from dvq_jax.quantizers._stats import position_weights
 
 
 class EmaState(NamedTuple):
@@ -32,7 +33,7 @@ class EmaCodebooks(NamedTuple):
   """The `(init, update)` pair returned by `ema_codebooks`."""
 
   init: Callable[[jax.Array], EmaState]
-  update: Callable[[jax.Array, jax.Array, EmaState], tuple[jax.Array, EmaState]]
+  update: Callable[..., tuple[jax.Array, EmaState]]
 
 
 def check_slices(
@@ -51,13 +52,15 @@ def check_slices(
     )
 
 
-def assignment_sums(slices: jax.Array, codes: jax.Array, codebook_size: int):
+def assignment_sums(slices: jax.Array, codes: jax.Array, codebook_size: int,
+                    mask: jax.Array | None = None):
   """Per-code counts `(L, K)` and vector sums `(L, K, D)` of a batch, in float32.
 
   Args:
     slices: `(..., L, D)` vectors, slice l quantized by codebook l.
     codes: `(..., L)` int codes in [0, K).
     codebook_size: K.
+    mask: optional bool `(...)`: masked positions count nowhere.
 
   Returns:
     (counts, sums): `(L, K)` and `(L, K, D)` float32.
@@ -66,7 +69,11 @@ def assignment_sums(slices: jax.Array, codes: jax.Array, codebook_size: int):
   flat = slices.reshape(-1, num_codebooks, dim).astype(jnp.float32)
   flat_codes = codes.reshape(-1, num_codebooks)
   depth = jnp.broadcast_to(jnp.arange(num_codebooks), flat_codes.shape)
-  counts = jnp.zeros((num_codebooks, codebook_size), jnp.float32).at[depth, flat_codes].add(1.0)
+  weights = position_weights(mask, slices.shape[:-2])
+  ones = 1.0 if weights is None else jnp.broadcast_to(weights[:, None], flat_codes.shape)
+  if weights is not None:
+    flat = jnp.where(weights[:, None, None] > 0, flat, 0.0)
+  counts = jnp.zeros((num_codebooks, codebook_size), jnp.float32).at[depth, flat_codes].add(ones)
   sums = jnp.zeros((num_codebooks, codebook_size, dim), jnp.float32).at[depth, flat_codes].add(
       flat
   )
@@ -78,7 +85,8 @@ def ema_codebooks(decay: float = 0.99, epsilon: float = 1e-5) -> EmaCodebooks:
 
   `init(codebooks)` starts every code at one pseudo-vector equal to itself (`cluster_size = 1`,
   `embed_sum = codebooks`), so the first codebooks are the given ones and a code no vector ever
-  chooses keeps its value. `update(slices, codes, state)` returns `(codebooks, state)`:
+  chooses keeps its value. `update(slices, codes, state, mask=None)` returns
+  `(codebooks, state)` (masked positions, bool `(...)`, count nowhere):
 
       cluster_size <- decay * cluster_size + (1 - decay) * counts
       embed_sum    <- decay * embed_sum    + (1 - decay) * sums
@@ -117,10 +125,11 @@ def ema_codebooks(decay: float = 0.99, epsilon: float = 1e-5) -> EmaCodebooks:
         embed_sum=codebooks.astype(jnp.float32),
     )
 
-  def update(slices: jax.Array, codes: jax.Array, state: EmaState):
+  def update(slices: jax.Array, codes: jax.Array, state: EmaState,
+             mask: jax.Array | None = None):
     num_codebooks, codebook_size, dim = state.embed_sum.shape
     check_slices(slices, codes, num_codebooks, dim)
-    counts, sums = assignment_sums(jax.lax.stop_gradient(slices), codes, codebook_size)
+    counts, sums = assignment_sums(jax.lax.stop_gradient(slices), codes, codebook_size, mask)
     cluster_size = decay * state.cluster_size + (1.0 - decay) * counts
     embed_sum = decay * state.embed_sum + (1.0 - decay) * sums
     state = EmaState(cluster_size, embed_sum)

@@ -15,6 +15,9 @@ import numpy as np
 
 from dvq_jax.quantizers import _checks
 from dvq_jax.quantizers._quantize import QuantizerOutput
+from dvq_jax.quantizers._stats import code_statistics
+from dvq_jax.quantizers._stats import position_weights
+from dvq_jax.quantizers._stats import zero_masked
 
 # Keeps tanh's open interval strictly inside the outermost rounding bins.
 _EPS = 1e-3
@@ -80,7 +83,8 @@ def fsq_lookup(codes: jax.Array, levels: Sequence[int], dtype=jnp.float32) -> ja
   return ((digits.astype(jnp.float32) - half_width) / half_width).astype(dtype)
 
 
-def finite_scalar_quantize(z: jax.Array, levels: Sequence[int]) -> QuantizerOutput:
+def finite_scalar_quantize(z: jax.Array, levels: Sequence[int], *,
+                           mask: jax.Array | None = None) -> QuantizerOutput:
   """FSQ: bounds each dimension with tanh, rounds it to one of levels[i] values (straight-through).
 
   Dimension i takes values (k - levels[i] // 2) / (levels[i] // 2), k = 0 .. levels[i]-1 (for
@@ -90,6 +94,8 @@ def finite_scalar_quantize(z: jax.Array, levels: Sequence[int]) -> QuantizerOutp
   Args:
     z: `(..., len(levels))`.
     levels: number of values per dimension, each >= 2, prod(levels) < 2**31.
+    mask: optional bool `(...)`, one per vector: masked vectors add nothing to the statistics
+      and their codes are 0.
 
   Returns:
     QuantizerOutput with quantized like z (values on the grid, gradient of the tanh bound with
@@ -104,17 +110,16 @@ def finite_scalar_quantize(z: jax.Array, levels: Sequence[int]) -> QuantizerOutp
   _check_z(z, levels)
   half_width = (levels // 2).astype(np.float32)
   quantized = _round_straight_through(_bound(z.astype(jnp.float32), levels)) / half_width
-  codes = fsq_codes(jax.lax.stop_gradient(quantized), levels)
-  size = int(np.prod(levels))
-  counts = jnp.zeros(size, jnp.float32).at[codes.reshape(-1)].add(1.0)
-  probs = counts / max(codes.size, 1)
+  weights = position_weights(mask, z.shape[:-1])
+  codes = zero_masked(fsq_codes(jax.lax.stop_gradient(quantized), levels).reshape(-1), weights)
+  perplexity, usage = code_statistics(codes[:, None], int(np.prod(levels)), weights)
   zero = jnp.zeros((), jnp.float32)
   return QuantizerOutput(
       quantized=quantized.astype(z.dtype),
-      codes=codes,
+      codes=codes.reshape(z.shape[:-1]),
       loss=zero,
       codebook_loss=zero,
       commitment_loss=zero,
-      perplexity=jnp.exp(-jnp.sum(jax.scipy.special.xlogy(probs, probs)))[None],
-      usage=jnp.mean(counts > 0)[None],
+      perplexity=perplexity,
+      usage=usage,
   )

@@ -11,6 +11,7 @@ from dvq_jax.quantizers import _checks
 from dvq_jax.quantizers._ema import assignment_sums
 from dvq_jax.quantizers._ema import check_slices
 from dvq_jax.quantizers._nearest import nearest_codes
+from dvq_jax.quantizers._stats import position_weights
 
 
 def _by_codebook(slices: jax.Array) -> jax.Array:
@@ -23,20 +24,20 @@ def _sq_dist_to(x: jax.Array, centre: jax.Array) -> jax.Array:
   return jnp.sum(jnp.square(x - centre), axis=-1)
 
 
-def _seed_one(key: jax.Array, x: jax.Array, codebook_size: int) -> jax.Array:
-  """k-means++ (Arthur & Vassilvitskii 2007) on `(N, D)`: `(K, D)` centres drawn from x."""
-  num_rows = x.shape[0]
+def _seed_one(key: jax.Array, x: jax.Array, codebook_size: int, valid: jax.Array) -> jax.Array:
+  """k-means++ (Arthur & Vassilvitskii 2007) on `(N, D)`: `(K, D)` centres drawn from the
+  rows of x where `valid` `(N,)` is True."""
   first_key, rest_key = jax.random.split(key)
-  first = x[jax.random.randint(first_key, (), 0, num_rows)]
+  first = x[jax.random.categorical(first_key, jnp.where(valid, 0.0, -jnp.inf))]
   centres = jnp.zeros((codebook_size, x.shape[1]), x.dtype).at[0].set(first)
 
   def body(k, carry):
     centres, min_sq = carry
     # D^2 sampling: a point is drawn with probability proportional to its squared distance to
     # the nearest centre so far (points already chosen have probability 0).
-    logits = jnp.where(min_sq > 0, jnp.log(jnp.maximum(min_sq, 1e-30)), -jnp.inf)
+    logits = jnp.where(valid & (min_sq > 0), jnp.log(jnp.maximum(min_sq, 1e-30)), -jnp.inf)
     # If every point coincides with a centre (fewer distinct points than K), draw uniformly.
-    logits = jnp.where(jnp.any(min_sq > 0), logits, 0.0)
+    logits = jnp.where(jnp.any(valid & (min_sq > 0)), logits, jnp.where(valid, 0.0, -jnp.inf))
     pick = x[jax.random.categorical(jax.random.fold_in(rest_key, k), logits)]
     return centres.at[k].set(pick), jnp.minimum(min_sq, _sq_dist_to(x, pick))
 
@@ -44,15 +45,23 @@ def _seed_one(key: jax.Array, x: jax.Array, codebook_size: int) -> jax.Array:
   return centres
 
 
-def _lloyd_one(x: jax.Array, codebook: jax.Array) -> jax.Array:
+def _lloyd_one(x: jax.Array, codebook: jax.Array, valid: jax.Array) -> jax.Array:
   codes = nearest_codes(x, codebook)
-  counts, sums = assignment_sums(x[:, None, :], codes[:, None], codebook.shape[0])
+  counts, sums = assignment_sums(x[:, None, :], codes[:, None], codebook.shape[0], valid)
   counts, sums = counts[0], sums[0]
   means = sums / jnp.maximum(counts, 1.0)[:, None]
   return jnp.where(counts[:, None] > 0, means, codebook)  # empty clusters keep their centre
 
 
-def kmeans_step(slices: jax.Array, codebooks: jax.Array) -> jax.Array:
+def _valid(mask: jax.Array | None, slices: jax.Array) -> jax.Array:
+  """bool `(N,)`: the unmasked positions of slices `(..., L, D)`."""
+  weights = position_weights(mask, slices.shape[:-2])
+  num_rows = slices.size // (slices.shape[-1] * slices.shape[-2]) if slices.size else 0
+  return jnp.ones((num_rows,), bool) if weights is None else weights > 0
+
+
+def kmeans_step(slices: jax.Array, codebooks: jax.Array, *,
+                mask: jax.Array | None = None) -> jax.Array:
   """One Lloyd iteration per codebook: every code moves to the mean of the slices it wins.
 
   A code that wins no slice keeps its value.
@@ -60,6 +69,7 @@ def kmeans_step(slices: jax.Array, codebooks: jax.Array) -> jax.Array:
   Args:
     slices: `(..., L, D)` vectors, slice l belongs to codebook l.
     codebooks: `(L, K, D)`.
+    mask: optional bool `(...)`: masked positions are left out.
 
   Returns:
     `(L, K, D)` float32 codebooks.
@@ -71,11 +81,13 @@ def kmeans_step(slices: jax.Array, codebooks: jax.Array) -> jax.Array:
   """
   _checks.check_codebooks(codebooks)
   check_slices(slices, None, codebooks.shape[0], codebooks.shape[2])
-  return jax.vmap(_lloyd_one)(_by_codebook(slices), codebooks.astype(jnp.float32))
+  return jax.vmap(_lloyd_one, in_axes=(0, 0, None))(
+      _by_codebook(slices), codebooks.astype(jnp.float32), _valid(mask, slices))
 
 
 def kmeans_init(
-    key: jax.Array, slices: jax.Array, codebook_size: int, *, num_iters: int = 10
+    key: jax.Array, slices: jax.Array, codebook_size: int, *, num_iters: int = 10,
+    mask: jax.Array | None = None,
 ) -> jax.Array:
   """L codebooks from data: k-means++ seeding, then `num_iters` Lloyd iterations, per codebook.
 
@@ -87,6 +99,8 @@ def kmeans_init(
       at least K of them per codebook.
     codebook_size: K.
     num_iters: Lloyd iterations after seeding, >= 0.
+    mask: optional bool `(...)`: masked positions are never drawn and left out of the means
+      (at least K unmasked vectors are needed).
 
   Returns:
     `(L, K, D)` codebooks in the dtype of the slices.
@@ -107,9 +121,11 @@ def kmeans_init(
   if num_iters < 0:
     raise ValueError(f"num_iters must be >= 0, got {num_iters}")
   x = _by_codebook(slices)
+  valid = _valid(mask, slices)
   keys = jax.vmap(lambda l: jax.random.fold_in(key, l))(jnp.arange(x.shape[0]))
-  codebooks = jax.vmap(_seed_one, in_axes=(0, 0, None))(keys, x, codebook_size)
+  codebooks = jax.vmap(_seed_one, in_axes=(0, 0, None, None))(keys, x, codebook_size, valid)
   codebooks = jax.lax.fori_loop(
-      0, num_iters, lambda _, c: jax.vmap(_lloyd_one)(x, c), codebooks
+      0, num_iters, lambda _, c: jax.vmap(_lloyd_one, in_axes=(0, 0, None))(x, c, valid),
+      codebooks
   )
   return codebooks.astype(slices.dtype)

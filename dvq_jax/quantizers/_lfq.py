@@ -11,6 +11,11 @@ import jax.numpy as jnp
 
 from dvq_jax.quantizers import _checks
 from dvq_jax.quantizers._quantize import QuantizerOutput
+from dvq_jax.quantizers._stats import code_statistics
+from dvq_jax.quantizers._stats import num_positions
+from dvq_jax.quantizers._stats import position_weights
+from dvq_jax.quantizers._stats import weighted_mean
+from dvq_jax.quantizers._stats import zero_masked
 
 # The codebook entropy needs the soft assignment over all 2^D codes.
 _MAX_BITS = 16
@@ -30,15 +35,18 @@ def lfq_lookup(codes: jax.Array, num_bits: int, dtype=jnp.float32) -> jax.Array:
   return (2 * bits - 1).astype(dtype)
 
 
-def _codebook_entropy(logits_z: jax.Array, log_norm: jax.Array) -> jax.Array:
-  """H(mean_n p_n) for p_n = softmax over codes c of logits_z[n] . c, in blocks of rows."""
+def _codebook_entropy(logits_z: jax.Array, log_norm: jax.Array, count) -> jax.Array:
+  """H(sum_n p_n / count) for p_n = softmax over codes c of logits_z[n] . c, in blocks of rows.
+
+  A row whose log_norm is +inf (masked, or padding) has p_n = 0 and adds nothing.
+  """
   num_rows, num_bits = logits_z.shape
   size = 1 << num_bits
   codebook = lfq_lookup(jnp.arange(size), num_bits)  # (2^D, D)
   rows = max(1, min(num_rows, max(_MIN_ROWS, _TILE_BYTES // (4 * size))))
   if rows == num_rows:  # one block: no loop
     probs = jnp.exp(logits_z @ codebook.T - log_norm[:, None])
-    mean_probs = jnp.mean(probs, axis=0)
+    mean_probs = jnp.sum(probs, axis=0) / count
     return -jnp.sum(mean_probs * jnp.log(jnp.maximum(mean_probs, 1e-30)))
   num_blocks = -(-num_rows // rows)
   pad = num_blocks * rows - num_rows
@@ -55,8 +63,55 @@ def _codebook_entropy(logits_z: jax.Array, log_norm: jax.Array) -> jax.Array:
 
   blocks = (logits_z.reshape(num_blocks, rows, num_bits), log_norm.reshape(num_blocks, rows))
   total, _ = jax.lax.scan(accumulate, jnp.zeros(size, jnp.float32), blocks)
-  mean_probs = total / num_rows
+  mean_probs = total / count
   return -jnp.sum(mean_probs * jnp.log(jnp.maximum(mean_probs, 1e-30)))
+
+
+def binary_entropies(x: jax.Array, inverse_temperature: float, group_size: int,
+                     weights: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+  """The entropy terms of a soft assignment to sign codes s in {-1, 1}^D.
+
+  p(s | x) = softmax_s(2 t x . s) (t = inverse_temperature) factorizes over dimensions, so the
+  per-vector entropy is a sum of D binary entropies. The batch (codebook) entropy is taken per
+  group of `group_size` consecutive dimensions and summed over the D / group_size groups:
+  exactly H(mean_n p(. | x_n)) when group_size = D, an upper bound of it otherwise.
+
+  Args:
+    x: `(N, D)` float32.
+    inverse_temperature: t.
+    group_size: dimensions per group, dividing D, <= 16.
+    weights: `(N,)` 0/1 position weights or None.
+
+  Returns:
+    `(mean_n H(p(. | x_n)), sum_groups H(mean_n p_group(. | x_n)))`, means over unmasked rows.
+  """
+  num_rows, num_bits = x.shape
+  a = 4.0 * inverse_temperature * x  # per dimension p(s = 1) = sigmoid(a)
+  p_one = jax.nn.sigmoid(a)
+  sample_entropy = weighted_mean(-jnp.sum(
+      p_one * jax.nn.log_sigmoid(a) + (1.0 - p_one) * jax.nn.log_sigmoid(-a), axis=-1), weights)
+  num_groups = num_bits // group_size
+  half = (0.5 * a).reshape(num_rows, num_groups, group_size)  # logits of s: half . s
+  log_norm = jnp.sum(jnp.logaddexp(half, -half), axis=-1)  # sum_i log(2 cosh(half_i))
+  if weights is not None:
+    log_norm = jnp.where(weights[:, None] > 0, log_norm, jnp.inf)
+  count = num_positions(weights, num_rows)
+  entropies = jax.lax.map(lambda g: _codebook_entropy(*g, count),
+                          (half.transpose(1, 0, 2), log_norm.T))
+  return sample_entropy, jnp.sum(entropies)
+
+
+def check_group_size(group_size: int | None, num_bits: int, what: str) -> int:
+  """group_size, or D when None (the exact batch entropy), checked: divides D, <= 16."""
+  if group_size is None:
+    group_size = num_bits
+  if not (isinstance(group_size, int) and 1 <= group_size <= _MAX_BITS
+          and num_bits % group_size == 0):
+    raise ValueError(
+        f"{what}: group_size = {group_size!r} must divide D = {num_bits} and be in"
+        f" [1, {_MAX_BITS}] (the batch entropy sums over 2^group_size codes a group); pick one"
+    )
+  return group_size
 
 
 def lookup_free_quantize(
@@ -66,6 +121,7 @@ def lookup_free_quantize(
     diversity_weight: float = 1.0,
     inverse_temperature: float = 100.0,
     beta: float = 0.25,
+    mask: jax.Array | None = None,
 ) -> QuantizerOutput:
   """LFQ: quantized = sign(z) in {-1, 1}^D (straight-through), codes = the bits as an integer.
 
@@ -86,6 +142,8 @@ def lookup_free_quantize(
     diversity_weight: weight of the batch (codebook) entropy inside the penalty (gamma).
     inverse_temperature: sharpness of the soft assignment.
     beta: weight of the commitment loss.
+    mask: optional bool `(...)`, one per vector: masked vectors add nothing to the losses, the
+      entropies or the statistics, and their codes are 0.
 
   Returns:
     QuantizerOutput with quantized like z, codes `(...)` int32 in [0, 2^D), perplexity and
@@ -103,32 +161,27 @@ def lookup_free_quantize(
         f"lookup_free_quantize needs 1 <= D <= {_MAX_BITS} bits, got z shape {z.shape}; split z"
         f" into groups of <= {_MAX_BITS} dimensions (z.reshape(..., L, D)) and quantize each"
     )
+  weights = position_weights(mask, z.shape[:-1])
   sg = jax.lax.stop_gradient
   z32 = z.astype(jnp.float32)
   hard = jnp.where(z32 > 0, 1.0, -1.0)
   quantized = z32 + sg(hard - z32)
-  bits = (sg(z32) > 0).astype(jnp.int32)
-  codes = jnp.sum(bits << jnp.arange(num_bits, dtype=jnp.int32), axis=-1)
   flat = z32.reshape(-1, num_bits)
-  commitment_loss = jnp.mean(jnp.sum(jnp.square(flat - sg(hard.reshape(flat.shape))), axis=-1))
-  # Per dimension p(bit = 1) = sigmoid(4 t z): the per-vector entropy is a sum of binary ones.
-  a = 4.0 * inverse_temperature * flat
-  p_one = jax.nn.sigmoid(a)
-  sample_entropy = -jnp.mean(jnp.sum(
-      p_one * jax.nn.log_sigmoid(a) + (1.0 - p_one) * jax.nn.log_sigmoid(-a), axis=-1))
-  half = 0.5 * a  # logits of code c: half . c, normalizer sum_i log(2 cosh(half_i))
-  log_norm = jnp.sum(jnp.logaddexp(half, -half), axis=-1)
-  codebook_entropy = _codebook_entropy(half, log_norm)
-  counts = jnp.zeros(1 << num_bits, jnp.float32).at[codes.reshape(-1)].add(1.0)
-  probs = counts / flat.shape[0]
+  bits = (sg(flat) > 0).astype(jnp.int32)
+  codes = zero_masked(jnp.sum(bits << jnp.arange(num_bits, dtype=jnp.int32), axis=-1), weights)
+  commitment_loss = weighted_mean(
+      jnp.sum(jnp.square(flat - sg(hard.reshape(flat.shape))), axis=-1), weights)
+  sample_entropy, codebook_entropy = binary_entropies(flat, inverse_temperature, num_bits,
+                                                      weights)
+  perplexity, usage = code_statistics(codes[:, None], 1 << num_bits, weights)
   zero = jnp.zeros((), jnp.float32)
   return QuantizerOutput(
       quantized=quantized.astype(z.dtype),
-      codes=codes,
+      codes=codes.reshape(z.shape[:-1]),
       loss=beta * commitment_loss
       + entropy_weight * (sample_entropy - diversity_weight * codebook_entropy),
       codebook_loss=zero,
       commitment_loss=commitment_loss,
-      perplexity=jnp.exp(-jnp.sum(jax.scipy.special.xlogy(probs, probs)))[None],
-      usage=jnp.mean(counts > 0)[None],
+      perplexity=perplexity,
+      usage=usage,
   )

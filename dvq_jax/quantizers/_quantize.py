@@ -25,13 +25,15 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import xlogy
 
 from dvq_jax.quantizers import _checks
 from dvq_jax.quantizers._cosine import l2_normalize
 from dvq_jax.quantizers._estimators import check_gradient_estimator
 from dvq_jax.quantizers._estimators import estimate
 from dvq_jax.quantizers._nearest import search_slices
+from dvq_jax.quantizers._stats import code_statistics
+from dvq_jax.quantizers._stats import num_positions
+from dvq_jax.quantizers._stats import position_weights
 
 
 class QuantizerOutput(NamedTuple):
@@ -75,8 +77,8 @@ def _options(x: jax.Array, codebooks: jax.Array, cosine: bool, gradient_estimato
 
 
 def _quantize_slices(x: jax.Array, codes: jax.Array, codebooks: jax.Array, beta,
-                     num_positions: int, gradient_estimator: str = "straight_through"
-                     ) -> tuple[jax.Array, QuantizerOutput]:
+                     num_positions: int, gradient_estimator: str = "straight_through",
+                     weights: jax.Array | None = None) -> tuple[jax.Array, QuantizerOutput]:
   """The straight-through output and the losses, given the codes.
 
   Args:
@@ -84,11 +86,14 @@ def _quantize_slices(x: jax.Array, codes: jax.Array, codebooks: jax.Array, beta,
     codes: `(..., L)` int32 codes, slice l in codebook l.
     codebooks: `(L, K, D)`.
     beta: weight of the commitment loss.
-    num_positions: latent positions the losses are means over.
+    num_positions: latent positions the losses are means over (the unmasked ones).
     gradient_estimator: "straight_through" or "rotation".
+    weights: None, or 0/1 weights of the codes `(N, L)` (or `(N, 1)`), N = codes.size / L:
+      masked entries add nothing; the losses are then means over the unmasked positions.
 
   Returns:
-    `(quantized (..., L, D), output)`, the output's `quantized` and `codes` left to the caller.
+    `(quantized (..., L, D), output)`, the output's `quantized` left to the caller and its
+    codes those of the unmasked entries (0 elsewhere), shaped like `codes`.
   """
   sg = jax.lax.stop_gradient
   num_codebooks, size, dim = codebooks.shape
@@ -96,19 +101,26 @@ def _quantize_slices(x: jax.Array, codes: jax.Array, codebooks: jax.Array, beta,
   # In range (codes are in [0, K)): mode="clip" avoids the out-of-range select of the default.
   chosen = jnp.take(codebooks.reshape(num_codebooks * size, dim), flat_codes, axis=0,
                     mode="clip")
-  sq_sum = lambda a: jnp.sum(jnp.square(a.astype(jnp.float32))) / num_positions
+  columns = codes.reshape(-1, num_codebooks)
+  if weights is None:
+    sq_sum = lambda a: jnp.sum(jnp.square(a.astype(jnp.float32))) / num_positions
+  else:
+    weights = jnp.broadcast_to(weights, columns.shape)
+    columns = jnp.where(weights > 0, columns, 0)
+    w = weights.reshape(*codes.shape, 1)
+    sq_sum = lambda a: jnp.sum(jnp.where(w > 0, jnp.square(a.astype(jnp.float32)), 0.0)
+                                ) / num_positions
   codebook_loss = sq_sum(sg(x) - chosen) + _nan_unless_finite(sg(codebooks))
   commitment_loss = sq_sum(x - sg(chosen))
-  counts = jnp.zeros(num_codebooks * size, jnp.float32).at[flat_codes.reshape(-1)].add(1.0)
-  probs = counts.reshape(num_codebooks, size) / (flat_codes.size // num_codebooks)
+  perplexity, usage = code_statistics(codes.reshape(-1, num_codebooks), size, weights)
   output = QuantizerOutput(
       quantized=None,
-      codes=None,
+      codes=columns.reshape(codes.shape),
       loss=codebook_loss + beta * commitment_loss,
       codebook_loss=codebook_loss,
       commitment_loss=commitment_loss,
-      perplexity=jnp.exp(-jnp.sum(xlogy(probs, probs), axis=-1)),
-      usage=jnp.mean(probs > 0, axis=-1),
+      perplexity=perplexity,
+      usage=usage,
   )
   # value: exactly e (x - sg(x) is exactly 0); gradient w.r.t. x: the estimator's.
   return estimate(gradient_estimator, x, chosen), output
@@ -121,6 +133,7 @@ def vector_quantize(
     beta: float = 0.25,
     cosine: bool = False,
     gradient_estimator: str = "straight_through",
+    mask: jax.Array | None = None,
 ) -> QuantizerOutput:
   """VQ: quantizes every D-vector of `z` with one codebook.
 
@@ -130,6 +143,8 @@ def vector_quantize(
     beta: weight of the commitment loss, >= 0.
     cosine: quantize l2-normalised slices with l2-normalised codebooks (cosine codes).
     gradient_estimator: "straight_through" or "rotation" (the rotation trick).
+    mask: optional bool `(...)`, one per vector of z: masked vectors add nothing to the losses
+      or the statistics (losses are means over the unmasked vectors) and their codes are 0.
 
   Returns:
     QuantizerOutput with quantized `(..., D)`, codes `(...)`, perplexity and usage `(1,)`;
@@ -149,7 +164,7 @@ def vector_quantize(
   _checks.check_dtypes(z, codebook)
   _checks.check_feature_size(z, codebook.shape[1], "codebook dim D")
   out = depthwise_quantize(z, codebook[None], beta=beta, cosine=cosine,
-                           gradient_estimator=gradient_estimator)
+                           gradient_estimator=gradient_estimator, mask=mask)
   return out._replace(codes=out.codes[..., 0])
 
 
@@ -161,6 +176,7 @@ def depthwise_quantize(
     slice_sizes: Sequence[int] | None = None,
     cosine: bool = False,
     gradient_estimator: str = "straight_through",
+    mask: jax.Array | None = None,
 ) -> QuantizerOutput:
   """DVQ: splits the feature axis into L slices and quantizes slice l with codebook l.
 
@@ -175,6 +191,8 @@ def depthwise_quantize(
     cosine: quantize l2-normalised slices with l2-normalised codebooks (cosine codes).
     gradient_estimator: "straight_through" or "rotation" (the rotation trick).
     slice_sizes: optional L feature counts D_l, summing to z's feature size, max = D.
+    mask: optional bool `(...)`, one per vector of z: masked vectors add nothing to the losses
+      or the statistics (losses are means over the unmasked vectors) and their codes are 0.
 
   Returns:
     QuantizerOutput with quantized like z, codes `(..., L)`, perplexity and usage `(L,)`;
@@ -209,12 +227,14 @@ def depthwise_quantize(
     codebooks = codebooks * keep[:, None, :]
   slices, codebooks = _options(slices, codebooks, cosine, gradient_estimator)
   codes = search_slices(slices, codebooks)
-  quantized, out = _quantize_slices(slices, codes, codebooks, beta, flat.shape[0],
-                                    gradient_estimator)
+  weights = position_weights(mask, z.shape[:-1])
+  quantized, out = _quantize_slices(slices, codes, codebooks, beta,
+                                    num_positions(weights, flat.shape[0]), gradient_estimator,
+                                    None if weights is None else weights[:, None])
   if slice_sizes is not None:
     quantized = jnp.concatenate([quantized[:, i, :n] for i, n in enumerate(slice_sizes)], -1)
   return out._replace(quantized=quantized.reshape(z.shape),
-                      codes=codes.reshape(*z.shape[:-1], num_codebooks))
+                      codes=out.codes.reshape(*z.shape[:-1], num_codebooks))
 
 
 def multi_codebook_quantize(
@@ -224,6 +244,7 @@ def multi_codebook_quantize(
     beta: float = 0.25,
     cosine: bool = False,
     gradient_estimator: str = "straight_through",
+    mask: jax.Array | None = None,
 ) -> QuantizerOutput:
   """The paper's "VQVAE" baseline: L codebooks, each over the whole vector, concatenated.
 
@@ -233,6 +254,8 @@ def multi_codebook_quantize(
     beta: weight of the commitment loss, >= 0.
     cosine: quantize l2-normalised slices with l2-normalised codebooks (cosine codes).
     gradient_estimator: "straight_through" or "rotation" (the rotation trick).
+    mask: optional bool `(...)`, one per vector of z: masked vectors add nothing to the losses
+      or the statistics and their codes are 0.
 
   Returns:
     QuantizerOutput with quantized `(..., L*D)`, codes `(..., L)`, perplexity and usage `(L,)`;
@@ -254,10 +277,12 @@ def multi_codebook_quantize(
   flat = z.reshape(-1, 1, dim)  # one slice, searched in every codebook
   flat, codebooks = _options(flat, codebooks, cosine, gradient_estimator)
   codes = search_slices(flat, codebooks)
-  quantized, out = _quantize_slices(flat, codes, codebooks, beta, flat.shape[0],
-                                    gradient_estimator)
+  weights = position_weights(mask, z.shape[:-1])
+  quantized, out = _quantize_slices(flat, codes, codebooks, beta,
+                                    num_positions(weights, flat.shape[0]), gradient_estimator,
+                                    None if weights is None else weights[:, None])
   return out._replace(quantized=quantized.reshape(*z.shape[:-1], num_codebooks * dim),
-                      codes=codes.reshape(*z.shape[:-1], num_codebooks))
+                      codes=out.codes.reshape(*z.shape[:-1], num_codebooks))
 
 
 def spatial_quantize(
@@ -267,6 +292,7 @@ def spatial_quantize(
     beta: float = 0.25,
     cosine: bool = False,
     gradient_estimator: str = "straight_through",
+    mask: jax.Array | None = None,
 ) -> QuantizerOutput:
   """SVQ baseline: the P positions split into L contiguous groups; group l uses codebook l.
 
@@ -276,6 +302,8 @@ def spatial_quantize(
     beta: weight of the commitment loss, >= 0.
     cosine: quantize l2-normalised slices with l2-normalised codebooks (cosine codes).
     gradient_estimator: "straight_through" or "rotation" (the rotation trick).
+    mask: optional bool `(B, P)`, one per position: masked positions add nothing to the losses
+      or the statistics and their codes are 0.
 
   Returns:
     QuantizerOutput with quantized `(B, P, D)`, codes `(B, P)`, perplexity and usage `(L,)`;
@@ -308,8 +336,13 @@ def spatial_quantize(
   slices = slices.reshape(batch * group, num_codebooks, dim)
   slices, codebooks = _options(slices, codebooks, cosine, gradient_estimator)
   codes = search_slices(slices, codebooks)
-  quantized, out = _quantize_slices(slices, codes, codebooks, beta, batch * positions,
-                                    gradient_estimator)
+  weights = position_weights(mask, (batch, positions))
+  if weights is not None:  # laid out like the slices: (B * group, L)
+    weights = weights.reshape(batch, num_codebooks, group).transpose(0, 2, 1).reshape(-1,
+                                                                                     num_codebooks)
+  quantized, out = _quantize_slices(slices, codes, codebooks, beta,
+                                    num_positions(weights, batch * positions),
+                                    gradient_estimator, weights)
   quantized = quantized.reshape(batch, group, num_codebooks, dim).transpose(0, 2, 1, 3)
-  codes = codes.reshape(batch, group, num_codebooks).transpose(0, 2, 1)
+  codes = out.codes.reshape(batch, group, num_codebooks).transpose(0, 2, 1)
   return out._replace(quantized=quantized.reshape(z.shape), codes=codes.reshape(batch, positions))

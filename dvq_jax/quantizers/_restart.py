@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from dvq_jax.quantizers import _checks
 from dvq_jax.quantizers._ema import EmaState
 from dvq_jax.quantizers._ema import check_slices
+from dvq_jax.quantizers._stats import position_weights
 
 
 class RestartOutput(NamedTuple):
@@ -35,6 +36,7 @@ def restart_dead_codes(
     *,
     threshold: float,
     ema_state: EmaState | None = None,
+    mask: jax.Array | None = None,
 ) -> RestartOutput:
   """Replaces every code whose usage is below `threshold` by a random batch vector of its slice.
 
@@ -49,6 +51,8 @@ def restart_dead_codes(
     slices: `(..., L, D)` batch vectors, slice l belongs to codebook l.
     threshold: codes with `usage < threshold` are restarted (may be traced under jit).
     ema_state: optional EMA state to reset for the restarted codes.
+    mask: optional bool `(...)` over the batch positions: masked vectors are never drawn
+      (without replacement while at least K are unmasked).
 
   Returns:
     RestartOutput(codebooks, num_restarted, dead, ema_state).
@@ -72,11 +76,23 @@ def restart_dead_codes(
   if num_vectors < 1:
     raise ValueError(f"restart_dead_codes needs at least one batch vector, got {slices.shape}")
 
+  weights = position_weights(mask, slices.shape[:-2])
+
   def draw(l):
-    return jax.random.choice(
-        jax.random.fold_in(key, l), num_vectors, (codebook_size,),
-        replace=num_vectors < codebook_size,
-    )
+    key_l = jax.random.fold_in(key, l)
+    if weights is None:
+      return jax.random.choice(key_l, num_vectors, (codebook_size,),
+                               replace=num_vectors < codebook_size)
+    # Gumbel top-k over the unmasked vectors draws without replacement; picks beyond their
+    # number (masked, score -inf) are redrawn with replacement among the unmasked.
+    scores = jax.random.gumbel(key_l, (num_vectors,)) + jnp.log(weights)
+    best, picks = jax.lax.top_k(scores, min(codebook_size, num_vectors))
+    short = codebook_size - picks.shape[0]  # K > N: the rest are drawn with replacement
+    best = jnp.pad(best, (0, short), constant_values=-jnp.inf)
+    picks = jnp.pad(picks, (0, short))
+    again = jax.random.categorical(jax.random.fold_in(key_l, 1), jnp.log(weights),
+                                   shape=(codebook_size,))
+    return jnp.where(jnp.isfinite(best), picks, again)
 
   picks = jax.vmap(draw)(jnp.arange(num_codebooks))
   candidates = jnp.take_along_axis(x, picks[..., None], axis=1).astype(codebooks.dtype)

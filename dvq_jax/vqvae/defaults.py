@@ -24,12 +24,15 @@ def learned_prior() -> ml_collections.ConfigDict:
   config.unigram_train_examples = 50_000
   config.grain_workers = 0
 
-  # Quantizer: dvq | mvq | vq | svq | rvq | fsq | lfq (see docs/quantizers.md). rvq, fsq and lfq are
-  # depthwise like dvq: the L*D-channel latent splits into L slices of D. rvq: each slice an M-stage
-  # residual VQ (num_stages), K codes a stage, L*M codes a position (L = 1: plain RVQ). fsq: each
-  # slice of D = len(fsq_levels) dimensions rounded to a fixed grid of prod(fsq_levels) codes
+  # Quantizer: dvq | mvq | vq | svq | rvq | fsq | lfq | bsq | rfsq | rlfq (see docs/quantizers.md
+  # and docs/trainer.md). rvq, fsq, lfq, bsq, rfsq and rlfq are depthwise like dvq: the
+  # L*D-channel latent splits into L slices of D. rvq: each slice an M-stage residual VQ
+  # (num_stages), K codes a stage, L*M codes a position (L = 1: plain RVQ). fsq: each slice of
+  # D = len(fsq_levels) dimensions rounded to a fixed grid of prod(fsq_levels) codes
   # (codebook_size, codebook_dim unused). lfq: each slice of D <= 16 dimensions quantized to its
-  # signs, 2^D codes (D bits) a slice, L*D bits a position (codebook_size unused).
+  # signs, 2^D codes (D bits) a slice, L*D bits a position (codebook_size unused). bsq: lfq on
+  # the unit sphere (binary spherical quantization). rfsq / rlfq: num_stages residual stages of
+  # fsq / lfq a slice, L*M codes a position.
   config.quantizer = "dvq"
   config.num_codebooks = 8  # L
   config.codebook_size = 512  # K
@@ -50,9 +53,20 @@ def learned_prior() -> ml_collections.ConfigDict:
   # Gradient to the encoder through the quantizer: straight_through | rotation (the rotation
   # trick of Fifty et al. 2024; dvq, mvq, vq, svq, rvq; fsq and lfq are straight-through).
   config.gradient_estimator = "straight_through"
-  config.num_stages = 2  # rvq: M residual stages per slice
-  config.fsq_levels = (8, 5, 5, 5)  # fsq: grid values per slice dimension, each >= 2
-  config.lfq_entropy_weight = 0.1  # lfq: weight of the entropy penalty (MAGVIT-v2)
+  config.num_stages = 2  # rvq, rfsq, rlfq: M residual stages per slice
+  config.fsq_levels = (8, 5, 5, 5)  # fsq, rfsq: grid values per slice dimension, each >= 2
+  # lfq, bsq, rlfq: weight of the entropy penalty (MAGVIT-v2; BSQ).
+  config.lfq_entropy_weight = 0.1
+  # bsq: dimensions per group of its batch-entropy term (divides D, <= 16); 0 = D (exact).
+  config.bsq_group_size = 0
+  # Codebooks of dvq, mvq, vq, svq, rvq: direct (the param is the codebook) | simvq (a frozen
+  # random basis times a learned (D, D) map, Zhu et al. 2024; codebook_update = gradient).
+  config.codebook_parameterization = "direct"
+  # > 0: dvq and vq sample each code from softmax(-||z - e||^2 / code_temperature) while
+  # training (Gumbel-max; evaluation and encoding take the nearest code); 0 = nearest codes.
+  config.code_temperature = 0.0
+  # Gradient of sampled codes: straight_through | gumbel_softmax (the relaxation's gradient).
+  config.code_relaxation = "straight_through"
   # Weight of the commitment (encoder) term ||z - sg(e)||^2 (van den Oord et al.); the DVQ
   # paper gives no value, the official DVQ code uses 1.0.
   config.beta = 0.25

@@ -203,7 +203,10 @@ class VQVAE(nn.Module):
       in float32); without those instructions all-float32 is faster (docs/scaling.md,
       "CPU performance notes").
     cosine, gradient_estimator: cosine codes, straight_through | rotation (see `Quantizer`).
-    num_stages: rvq's M; fsq_levels: fsq's grid (D = len); lfq_entropy_weight: lfq's penalty.
+    num_stages: rvq's, rfsq's and rlfq's M; fsq_levels: fsq's and rfsq's grid (D = len);
+      lfq_entropy_weight: the entropy penalty of lfq, bsq and rlfq; bsq_group_size: bsq's
+      batch-entropy groups (0 = D); codebook_parameterization: direct | simvq;
+      code_temperature, code_relaxation: sampled codes in training (see `Quantizer`).
   """
 
   quantizer: str
@@ -234,6 +237,10 @@ class VQVAE(nn.Module):
   num_stages: int = 1
   fsq_levels: tuple[int, ...] = ()
   lfq_entropy_weight: float = 0.1
+  bsq_group_size: int = 0
+  codebook_parameterization: str = "direct"
+  code_temperature: float = 0.0
+  code_relaxation: str = "straight_through"
 
   @property
   def codes_per_position(self) -> int:
@@ -262,7 +269,11 @@ class VQVAE(nn.Module):
                               slice_sizes=self.slice_sizes, cosine=self.cosine,
                               gradient_estimator=self.gradient_estimator,
                               num_stages=self.num_stages, fsq_levels=self.fsq_levels,
-                              lfq_entropy_weight=self.lfq_entropy_weight)
+                              lfq_entropy_weight=self.lfq_entropy_weight,
+                              bsq_group_size=self.bsq_group_size,
+                              codebook_parameterization=self.codebook_parameterization,
+                              code_temperature=self.code_temperature,
+                              code_relaxation=self.code_relaxation)
     self.decoder = Decoder(
         self.hidden_channels, self.residual_channels, self.num_downsamples,
         self.num_residual_blocks,
@@ -286,10 +297,12 @@ class VQVAE(nn.Module):
       )
     return self.encoder(scale_images(images, self.input_scaling).astype(jnp.dtype(self.dtype)))
 
-  def __call__(self, images: jax.Array) -> ModelOutput:
-    """uint8 `(batch, H, W, C)` -> ModelOutput(head float32 `(batch, H, W, C_out)`, quant)."""
+  def __call__(self, images: jax.Array, mask: jax.Array | None = None) -> ModelOutput:
+    """uint8 `(batch, H, W, C)` -> ModelOutput(head float32 `(batch, H, W, C_out)`, quant);
+    `mask` (optional bool `(batch,)`) leaves padding images out of the quantizer's losses and
+    statistics."""
     latents = self.latents(images)
-    quant = self.quantize(latents)
+    quant = self.quantize(latents, mask)
     return ModelOutput(head=self.decoder(quant.quantized), quant=quant, latents=latents)
 
   def encode(self, images: jax.Array) -> jax.Array:
@@ -321,7 +334,7 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
   >>> build_model(config)
   Traceback (most recent call last):
   ...
-  dvq_jax.errors.ConfigError: config.quantizer = 'dq' is unknown; use one of dvq, mvq, vq, svq, rvq, fsq, lfq
+  dvq_jax.errors.ConfigError: config.quantizer = 'dq' is unknown; use one of dvq, mvq, vq, svq, rvq, fsq, lfq, bsq, rfsq, rlfq
   """
   dim, slice_sizes = check_model_fields(config, image_shape)
   model = config.model
@@ -361,4 +374,8 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
       num_stages=config.get("num_stages", 1),
       fsq_levels=tuple(config.get("fsq_levels", ())),
       lfq_entropy_weight=float(config.get("lfq_entropy_weight", 0.1)),
+      bsq_group_size=config.get("bsq_group_size", 0),
+      codebook_parameterization=config.get("codebook_parameterization", "direct"),
+      code_temperature=float(config.get("code_temperature", 0.0)),
+      code_relaxation=config.get("code_relaxation", "straight_through"),
   )

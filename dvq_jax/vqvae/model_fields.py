@@ -9,10 +9,13 @@ from dvq_jax import quantizers as q
 from dvq_jax.errors import ConfigError
 from dvq_jax.vqvae import layers
 from dvq_jax.vqvae import likelihoods
+from dvq_jax.vqvae.bottleneck import CODEBOOK_PARAMETERIZATIONS
 from dvq_jax.vqvae.bottleneck import COSINE_QUANTIZERS
 from dvq_jax.vqvae.bottleneck import ESTIMATOR_QUANTIZERS
+from dvq_jax.vqvae.bottleneck import FIXED_GRID
 from dvq_jax.vqvae.bottleneck import LOSS_REDUCTIONS
 from dvq_jax.vqvae.bottleneck import QUANTIZERS
+from dvq_jax.vqvae.bottleneck import STOCHASTIC_QUANTIZERS
 from dvq_jax.vqvae.bottleneck import alphabet_size
 from dvq_jax.vqvae.bottleneck import codes_per_position
 from dvq_jax.vqvae.bottleneck import latent_channels
@@ -24,6 +27,11 @@ from dvq_jax.vqvae.level_fields import positions_over_levels
 DTYPES = ("float32", "bfloat16")
 ARCHITECTURES = ("vqvae", "dvq_official")
 INPUT_SCALINGS = ("symmetric", "official")
+
+
+def _check_choice(name: str, value, choices) -> None:
+  if value not in choices:
+    raise ConfigError(f"config.{name} = {value!r} is unknown; use one of {', '.join(choices)}")
 
 
 def _check_positive(name: str, value, minimum: int = 1) -> None:
@@ -55,7 +63,8 @@ def vector_dim(config) -> int:
 
 
 def codes_per_image(config, image_shape: tuple[int, int, int]) -> int:
-  """Codes the model stores per image: h*w*L for dvq/mvq/fsq/lfq, h*w*L*M for rvq, h*w for vq, svq.
+  """Codes the model stores per image: h*w*L for dvq/mvq/fsq/lfq/bsq, h*w*L*M for rvq/rfsq/rlfq,
+  h*w for vq and svq.
 
   h, w = height / 2^num_downsamples, width / 2^num_downsamples; with `levels` = 2 the top
   level's (h/2)*(w/2) positions add their codes too (`level_fields.positions_over_levels`). Use it for the rate,
@@ -88,7 +97,8 @@ def codes_per_image(config, image_shape: tuple[int, int, int]) -> int:
 
 
 def code_alphabet_size(config) -> int:
-  """Values one code of the config's model takes: K, prod(fsq_levels) (fsq), 2^D (lfq).
+  """Values one code of the config's model takes: K, prod(fsq_levels) (fsq, rfsq), 2^D (lfq,
+  bsq, rlfq).
 
   >>> from dvq_jax.vqvae import defaults
   >>> config = defaults.learned_prior()
@@ -105,7 +115,8 @@ MAX_HISTOGRAM_ENTRIES = 1 << 24
 
 
 def _check_families(config) -> None:
-  """The toolbox and family fields: cosine, gradient_estimator, num_stages, fsq_levels, lfq."""
+  """The toolbox and family fields: cosine, gradient_estimator, num_stages, fsq_levels, lfq,
+  bsq, codebook_parameterization."""
   kind = config.quantizer
   cosine = config.get("cosine", False)
   if not isinstance(cosine, bool):
@@ -114,31 +125,61 @@ def _check_families(config) -> None:
     raise ConfigError(f"config.cosine = True applies to quantizers {', '.join(COSINE_QUANTIZERS)},"
                       f" not {kind!r}; set it to False")
   estimator = config.get("gradient_estimator", "straight_through")
-  if estimator not in q.GRADIENT_ESTIMATORS:
-    raise ConfigError(f"config.gradient_estimator = {estimator!r} is unknown; use one of"
-                      f" {', '.join(q.GRADIENT_ESTIMATORS)}")
+  _check_choice("gradient_estimator", estimator, q.GRADIENT_ESTIMATORS)
   if estimator != "straight_through" and kind not in ESTIMATOR_QUANTIZERS:
     raise ConfigError(f"config.gradient_estimator = {estimator!r} applies to quantizers"
                       f" {', '.join(ESTIMATOR_QUANTIZERS)}; {kind} uses straight_through, set it to that")
   _check_positive("num_stages", config.get("num_stages", 1))
   levels = config.get("fsq_levels", ())
-  if kind == "fsq" and (not isinstance(levels, (tuple, list)) or not levels
+  if kind in ("fsq", "rfsq") and (not isinstance(levels, (tuple, list)) or not levels
                         or not all(isinstance(n, int) and n >= 2 for n in levels)):
     raise ConfigError(f"config.fsq_levels = {levels!r}; set it to a tuple of integers >= 2,"
                       " e.g. (8, 5, 5, 5)")
-  if kind == "lfq" and config.codebook_dim > 16:
-    raise ConfigError(f"config.codebook_dim = {config.codebook_dim} bits per lfq slice; use at"
+  if kind in ("lfq", "rlfq") and config.codebook_dim > 16:
+    raise ConfigError(f"config.codebook_dim = {config.codebook_dim} bits per {kind} slice; use at"
                       " most 16 (more num_codebooks for more bits per position)")
+  group = config.get("bsq_group_size", 0)
+  if not isinstance(group, int) or isinstance(group, bool) or group < 0:
+    raise ConfigError(f"config.bsq_group_size = {group!r}; set it to an integer >= 0 (0 = D,"
+                      " the exact batch entropy)")
+  if kind == "bsq" and ((group or config.codebook_dim) > 16
+                        or config.codebook_dim % (group or config.codebook_dim)):
+    raise ConfigError(f"config.bsq_group_size = {group} with codebook_dim = {config.codebook_dim}:"
+                      " the batch-entropy groups must divide D and have at most 16 dimensions;"
+                      " set bsq_group_size to such a divisor (0 = D needs D <= 16)")
+  parameterization = config.get("codebook_parameterization", "direct")
+  _check_choice("codebook_parameterization", parameterization, CODEBOOK_PARAMETERIZATIONS)
+  if parameterization == "simvq" and kind not in ESTIMATOR_QUANTIZERS:
+    raise ConfigError(f"config.codebook_parameterization = 'simvq' applies to quantizers with"
+                      f" codebooks ({', '.join(ESTIMATOR_QUANTIZERS)}); {kind} has none, set"
+                      " it to 'direct'")
   weight = config.get("lfq_entropy_weight", 0.1)
   if not isinstance(weight, (int, float)) or weight < 0:
     raise ConfigError(f"config.lfq_entropy_weight = {weight!r}; set it to a number >= 0")
-  if kind in ("fsq", "lfq"):
-    entries = config.num_codebooks * code_alphabet_size(config)
+  temperature = config.get("code_temperature", 0.0)
+  if (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
+      or not temperature >= 0):
+    raise ConfigError(f"config.code_temperature = {temperature!r}; set it to a number >= 0 (0 ="
+                      " nearest codes)")
+  if temperature > 0 and kind not in STOCHASTIC_QUANTIZERS:
+    raise ConfigError(f"config.code_temperature = {temperature} (sampled codes) applies to"
+                      f" quantizers {', '.join(STOCHASTIC_QUANTIZERS)}, not {kind!r}; set it to 0")
+  _check_choice("code_relaxation", config.get("code_relaxation", "straight_through"),
+                q.RELAXATIONS)
+  if temperature > 0 and (cosine or estimator != "straight_through" or parameterization != "direct"
+                          or tuple(config.get("slice_sizes", ()))):
+    raise ConfigError("config.code_temperature > 0 (sampled codes) works with plain codebooks"
+                      " only; set cosine = False, gradient_estimator = 'straight_through',"
+                      " codebook_parameterization = 'direct', slice_sizes = () or"
+                      " code_temperature = 0")
+  if kind in FIXED_GRID:
+    columns = codes_per_position(kind, config.num_codebooks, config.get("num_stages", 1))
+    entries = columns * code_alphabet_size(config)
     if entries > MAX_HISTOGRAM_ENTRIES:
       raise ConfigError(
-          f"{kind} with L = {config.num_codebooks} slices of {code_alphabet_size(config)} codes"
+          f"{kind} with {columns} code columns of {code_alphabet_size(config)} codes"
           f" needs a {entries}-entry code histogram (unigram rate), over {MAX_HISTOGRAM_ENTRIES};"
-          " use smaller slices (fewer fsq_levels or lfq bits a slice) and more num_codebooks")
+          " use smaller slices (fewer fsq_levels or bits a slice) and more num_codebooks")
 
 
 def check_model_fields(config, image_shape: tuple[int, int, int] | None = None
@@ -152,7 +193,7 @@ def check_model_fields(config, image_shape: tuple[int, int, int] | None = None
 
   Returns:
     `(codebook_dim, slice_sizes)` for `VQVAE`: the D its codebook vectors have (`vector_dim`,
-    or len(fsq_levels) for fsq) and the dvq slice widths as a tuple (() = equal slices).
+    or len(fsq_levels) for fsq and rfsq) and the dvq slice widths as a tuple (() = equal slices).
 
   Raises:
     ConfigError: a one-line message naming the bad field and the fix.
@@ -206,7 +247,7 @@ def check_model_fields(config, image_shape: tuple[int, int, int] | None = None
         f"config.slice_sizes = {slice_sizes} needs quantizer 'dvq', num_codebooks ="
         f" {config.num_codebooks} entries >= 1 and max = codebook_dim = {config.codebook_dim};"
         " fix it or set it to () for equal slices")
-  if config.quantizer == "fsq":
+  if config.quantizer in ("fsq", "rfsq"):
     dim = len(config.fsq_levels)
   else:
     dim = vector_dim(config)

@@ -46,14 +46,16 @@ def loss_fn(params, model: VQVAE, images: jax.Array) -> tuple[jax.Array, dict[st
   return loss, aux
 
 
-def loss_and_output(params, model: VQVAE, images: jax.Array, *, codebook_loss: bool = True):
+def loss_and_output(params, model: VQVAE, images: jax.Array, *, codebook_loss: bool = True,
+                    key: jax.Array | None = None):
   """`loss_fn`'s `(loss, aux)` and the model's output (latents and codes included).
 
   With `codebook_loss=False` the loss leaves out the codebook term (its gradient reaches only
   the codebooks), for codebooks learned otherwise (EMA, `vqvae.codebook_learning`); the
   commitment term still trains the encoder and `aux["vq_loss"]` still reports both terms.
+  `key` is the `"codes"` rng of sampled codes (`config.code_temperature > 0`).
   """
-  out = model.apply({"params": params}, images)
+  out = model.apply({"params": params}, images, rngs=None if key is None else {"codes": key})
   dims = images.shape[1] * images.shape[2] * images.shape[3]
   train = likelihoods.train_loss(model.likelihood, out.head, images)
   nll = likelihoods.nll(model.likelihood, out.head, images)
@@ -71,7 +73,7 @@ def loss_and_output(params, model: VQVAE, images: jax.Array, *, codebook_loss: b
 
 
 def loss_and_gradient(params, model: VQVAE, images: jax.Array, *, microbatches: int = 1,
-                      codebook_loss: bool = True):
+                      codebook_loss: bool = True, key: jax.Array | None = None):
   """The loss, aux and gradient of `loss_and_output` over a batch, in `microbatches` passes.
 
   With `microbatches = M > 1` the batch is split into M strided slices (`images[i::M]`, so
@@ -91,25 +93,27 @@ def loss_and_gradient(params, model: VQVAE, images: jax.Array, *, microbatches: 
     images: uint8 `(batch, height, width, C)`, batch divisible by `microbatches`.
     microbatches: M >= 1.
     codebook_loss: as in `loss_and_output`.
+    key: as in `loss_and_output` (pass i of M uses `fold_in(key, i)`).
 
   Returns:
     `((loss, aux), grads, (latents, codes))`: `loss_fn`'s loss and aux, the gradient of the
     loss with respect to `params`, and the model's latents and codes for the whole batch in its
     original order (for codebook statistics, `vqvae.codebook_learning`).
   """
-  def value(p, x):
-    loss, aux, out = loss_and_output(p, model, x, codebook_loss=codebook_loss)
+  def value(p, x, k):
+    loss, aux, out = loss_and_output(p, model, x, codebook_loss=codebook_loss, key=k)
     return loss, (aux, out.latents, out.quant.codes)
 
   value_and_grad = jax.value_and_grad(value, has_aux=True)
+  pass_key = lambda i: None if key is None else jax.random.fold_in(key, i)
   if microbatches == 1:
-    (loss, (aux, latents, codes)), grads = value_and_grad(params, images)
+    (loss, (aux, latents, codes)), grads = value_and_grad(params, images, key)
     return (loss, aux), grads, (latents, codes)
   batch = images.shape[0]
   if batch % microbatches:
     raise ValueError(f"batch {batch} is not divisible by microbatches = {microbatches}")
   strided = images.reshape(batch // microbatches, microbatches, *images.shape[1:])
-  passes = (value_and_grad(params, strided[:, i]) for i in range(microbatches))
+  passes = (value_and_grad(params, strided[:, i], pass_key(i)) for i in range(microbatches))
   losses, auxes, latents, codes, grads = zip(*(
       (loss, aux, latents, codes, grads) for (loss, (aux, latents, codes)), grads in passes))
 
@@ -145,7 +149,7 @@ def eval_stats(params, model: VQVAE, images: jax.Array, mask: jax.Array) -> dict
     PSNR = `metrics.psnr_from_mse(sq_error / (count*H*W*C))`, SSIM = ssim / count,
     `metrics.usage_from_counts` and `metrics.perplexity_from_counts` of code_counts.
   """
-  out = model.apply({"params": params}, images)
+  out = model.apply({"params": params}, images, jnp.asarray(mask).astype(bool))
   weight = jnp.asarray(mask).astype(jnp.float32)
   nll = likelihoods.nll(model.likelihood, out.head, images)
   recon = likelihoods.mean_image(model.likelihood, out.head, images.shape[-1])

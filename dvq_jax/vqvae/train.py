@@ -31,15 +31,24 @@ from dvq_jax.vqvae import objective
 from dvq_jax.vqvae import validation
 
 
-def train_step(state, images, *, model, tx, microbatches=1):
+# The stream of the sampled-codes keys (`config.code_temperature > 0`): fold_in(key(seed), 3).
+_CODES_STREAM = 3
+
+
+def train_step(state, images, *, model, tx, microbatches=1, seed=0):
   """One optimizer step on a batch of uint8 images: (state, images) -> (state, metrics).
 
   The gradient is `objective.loss_and_gradient`'s, in `microbatches` passes
   (`config.microbatches`); metrics are `{"loss", "grad_norm", **aux}` as in
-  `training.optim.gradient_step`.
+  `training.optim.gradient_step`. Sampled codes (`model.code_temperature > 0`) draw from
+  `fold_in(fold_in(key(seed), 3), step)`, so a resumed run draws the same codes.
   """
+  key = None
+  if model.code_temperature > 0:
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), _CODES_STREAM),
+                             state["step"])
   (loss, aux), grads, _ = objective.loss_and_gradient(state["params"], model, images,
-                                                      microbatches=microbatches)
+                                                      microbatches=microbatches, key=key)
   metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **aux}
   return optim.apply_gradients(state, grads, tx), metrics
 
@@ -73,7 +82,8 @@ def training_parts(config: ml_collections.ConfigDict, image_shape: tuple[int, in
   if stateful:
     step = functools.partial(codebook_learning.train_step, model=model, tx=tx, config=config)
   else:
-    step = functools.partial(train_step, model=model, tx=tx, microbatches=config.microbatches)
+    step = functools.partial(train_step, model=model, tx=tx, microbatches=config.microbatches,
+                             seed=config.seed)
   return model, init_state, step
 
 

@@ -76,10 +76,10 @@ def check_microbatches(config: ml_collections.ConfigDict, device_count: int = 1)
         f"config.batch_size = {config.batch_size} does not split into {microbatches} microbatches"
         f" over {device_count} device(s); use a batch_size that is a multiple of"
         f" {microbatches * device_count} or fewer microbatches")
-  if config.quantizer == "lfq" and config.lfq_entropy_weight > 0:
-    raise ConfigError("config.microbatches > 1 does not work with lfq's entropy penalty (its"
-                      " batch-entropy term is not a mean over images); set microbatches = 1 or"
-                      " lfq_entropy_weight = 0")
+  if config.quantizer in ("lfq", "bsq", "rlfq") and config.lfq_entropy_weight > 0:
+    raise ConfigError(f"config.microbatches > 1 does not work with {config.quantizer}'s entropy"
+                      " penalty (its batch-entropy term is not a mean over images); set"
+                      " microbatches = 1 or lfq_entropy_weight = 0")
 
 
 def _is_number(value) -> bool:
@@ -112,6 +112,16 @@ def check_codebook_learning(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.quantizer = {config.quantizer!r}: EMA codebooks, k-means init and"
                       " dead-code restart work with dvq, mvq, vq and svq; set codebook_update ="
                       " 'gradient', kmeans_init = False, dead_code_threshold = 0")
+  if stateful and config.get("code_temperature", 0.0) > 0:
+    raise ConfigError("config.code_temperature > 0 (sampled codes) does not work with EMA"
+                      " codebooks, k-means init or dead-code restart; set code_temperature = 0"
+                      " or codebook_update = 'gradient', kmeans_init = False,"
+                      " dead_code_threshold = 0")
+  if stateful and config.get("codebook_parameterization", "direct") != "direct":
+    raise ConfigError("config.codebook_parameterization = 'simvq' learns its codebooks through"
+                      " W only: EMA codebooks, k-means init and dead-code restart would overwrite"
+                      " the frozen basis; set codebook_update = 'gradient', kmeans_init = False,"
+                      " dead_code_threshold = 0 or codebook_parameterization = 'direct'")
   if stateful and tuple(config.slice_sizes):
     raise ConfigError("config.slice_sizes (unequal dvq slices) does not work with EMA codebooks,"
                       " k-means init or dead-code restart yet; set slice_sizes = () or"
