@@ -111,13 +111,13 @@ class HierarchicalVQVAE(VQVAE):
     """uint8 `(batch, H, W, C)` -> what the bottom quantizer sees, `(batch, h, w, L*D)`."""
     return self._project("projection", VQVAE.latents(self, images))
 
-  def _levels(self, images: jax.Array):
+  def _levels(self, images: jax.Array, mask: jax.Array | None = None):
     encoded = VQVAE.latents(self, images)
     latents = self._project("projection", encoded)
-    quant = self.quantize(latents)
+    quant = self.quantize(latents, mask)
     if self.levels == 1:
       return latents, quant, quant.quantized
-    top = self.top_quantize(self._project("top_projection", self.top_encoder(encoded)))
+    top = self.top_quantize(self._project("top_projection", self.top_encoder(encoded)), mask)
     conditioned = jnp.concatenate(
         [quant.quantized, self.top_decoder(top.quantized).astype(quant.quantized.dtype)], -1)
     joined = q.QuantizerOutput(
@@ -128,10 +128,11 @@ class HierarchicalVQVAE(VQVAE):
         usage=jnp.concatenate([quant.usage, top.usage]))
     return latents, joined, conditioned
 
-  def __call__(self, images: jax.Array) -> ModelOutput:
+  def __call__(self, images: jax.Array, mask: jax.Array | None = None) -> ModelOutput:
     """uint8 `(batch, H, W, C)` -> ModelOutput; with levels = 2 quant holds both levels' codes,
-    losses summed and perplexity/usage `(2L,)` (bottom codebooks, then top)."""
-    latents, quant, decoder_input = self._levels(images)
+    losses summed and perplexity/usage `(2L,)` (bottom codebooks, then top). `mask` as in
+    `VQVAE.__call__`."""
+    latents, quant, decoder_input = self._levels(images, mask)
     return ModelOutput(head=self.decoder(decoder_input), quant=quant, latents=latents)
 
   def encode(self, images: jax.Array) -> jax.Array:
