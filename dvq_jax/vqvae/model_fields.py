@@ -5,6 +5,7 @@
 image, the values one code takes) to the model, the objective and the evaluation.
 """
 
+from dvq_jax import backends
 from dvq_jax import quantizers as q
 from dvq_jax.errors import ConfigError
 from dvq_jax.vqvae import layers
@@ -19,7 +20,7 @@ from dvq_jax.vqvae.bottleneck import latent_channels
 
 # The choices of config.model.dtype, .architecture and .input_scaling; `model` imports them
 # from here (this module must not import `model`, whose build_model calls it).
-DTYPES = ("float32", "bfloat16")
+DTYPES = backends.COMPUTE_DTYPES
 ARCHITECTURES = ("vqvae", "dvq_official")
 INPUT_SCALINGS = ("symmetric", "official")
 
