@@ -54,7 +54,6 @@ def categorical256_fused() -> bool:
   return platform() != "cpu"
 
 
-
 def transposed_conv_as_phases() -> bool:
   """True where a 4x4 stride-2 transposed conv runs as sub-pixel phase GEMMs (XLA:CPU)."""
   return platform() == "cpu"

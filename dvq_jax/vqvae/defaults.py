@@ -106,7 +106,7 @@ def learned_prior() -> ml_collections.ConfigDict:
   config.model.codebook_init = "truncated_normal"
   config.model.codebook_init_scale = 0.0  # 0 = the scheme's default (official code: normal, 0.1)
   # Compute dtype: auto (bfloat16 on TPU/GPU, float32 on CPU) | float32 | bfloat16. Params,
-  # optimizer state, the quantizer's distances and the head's logits stay float32.
+  # optimizer state, the quantizer's distances and the likelihood's reductions stay float32.
   config.model.dtype = "auto"
   # The last upsampling layer's compute dtype (the head: ~half the FLOPs): float32 | bfloat16;
   # "" = model.dtype. On XLA:CPU, which runs bfloat16 convolutions in float32, dtype float32 with

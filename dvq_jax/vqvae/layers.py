@@ -2,9 +2,9 @@
 
 Every conv computes in `dtype` (float32 or bfloat16) and keeps float32 params. A bfloat16 stage
 can accumulate and return float32 (`float32_output=True`): the head of a float32 model whose
-last layer alone runs in bfloat16 (`model.head_dtype`) keeps float32 logits. Kernels start from Flax's default (LeCun normal), drawn flat by
-`dvq_jax.flat_random` (same numbers, much faster to compile on XLA:CPU): use `Conv` and
-`ConvTranspose` below rather than the `nn.` ones.
+last layer alone runs in bfloat16 (`model.head_dtype`) keeps float32 logits. Kernels start
+from Flax's default (LeCun normal), drawn flat by `dvq_jax.flat_random` (same numbers, much
+faster to compile on XLA:CPU): use `Conv` and `ConvTranspose` below rather than the `nn.` ones.
 """
 
 import functools
