@@ -18,6 +18,9 @@ Choices:
     transposed conv as four 2x2 sub-pixel GEMMs on CPU (XLA:CPU's transposed-conv gradient is
     pathologically slow) and as the native `nn.ConvTranspose` elsewhere (same params, same
     function; on a TPU the GEMMs' phase interleaving doubles the head layer's memory traffic).
+  bfloat16_logits: a bfloat16 model's head (the logits) comes out in bfloat16 on accelerators
+    (float32 logits doubled the TPU step's largest tensor's traffic) and in float32 on CPU
+    (a bfloat16 head made XLA:CPU's bfloat16 step slower).
 """
 
 import contextlib
@@ -57,6 +60,12 @@ def categorical256_fused() -> bool:
 def transposed_conv_as_phases() -> bool:
   """True where a 4x4 stride-2 transposed conv runs as sub-pixel phase GEMMs (XLA:CPU)."""
   return platform() == "cpu"
+
+
+
+def bfloat16_logits() -> bool:
+  """True where a bfloat16 model's head is returned in bfloat16 rather than float32."""
+  return platform() != "cpu"
 
 
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16")

@@ -56,7 +56,7 @@ class ModelOutput(NamedTuple):
 
   Attributes:
     head: `(batch, height, width, C_out)`, the likelihood head's parameters, in float32 (bfloat16
-      in a bfloat16 model: the likelihoods reduce it in float32).
+      in a bfloat16 model on an accelerator, see `Decoder`).
     quant: the bottleneck's QuantizerOutput; codes `(batch, h, w, L)` for dvq/mvq and
       `(batch, h, w)` for vq/svq, with h = height / 2^num_downsamples (w likewise).
     latents: the encoder output `(batch, h, w, C)` the quantizer saw (EMA codebooks and
@@ -124,9 +124,10 @@ class Decoder(nn.Module):
   """Quantized latents `(batch, h, w, C_q)` -> head `(batch, h*2^n, w*2^n, out_channels)`.
 
   The head is float32 in a float32 model (also with a bfloat16 `head_dtype`: its GEMMs
-  accumulate and return float32) and in the compute dtype otherwise: in a bfloat16 model,
-  float32 logits would double the memory traffic of the step's largest tensor and of its
-  gradient (benchmarks/RESULTS.md); the likelihoods reduce it in float32.
+  accumulate and return float32) and, on CPU, in a bfloat16 one; a bfloat16 model on an
+  accelerator returns it in bfloat16, where float32 logits would double the memory traffic of
+  the step's largest tensor and of its gradient (`dvq_jax.backends.bfloat16_logits`,
+  benchmarks/RESULTS.md). The likelihoods reduce it in float32.
   """
 
   hidden_channels: int
@@ -148,6 +149,9 @@ class Decoder(nn.Module):
       return hidden // 2
     return hidden // 2 if j == n - 2 else hidden
 
+  def _float32_head(self) -> bool:
+    return self.dtype == jnp.float32 or not backends.bfloat16_logits()
+
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = layers.Conv(self.hidden_channels, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype)(x)
@@ -159,7 +163,7 @@ class Decoder(nn.Module):
       last = j == n - 1
       dtype = (self.head_dtype or self.dtype) if last else self.dtype
       x = layers.Upsample(self._stage_features(j), self.upsample, dtype=dtype,
-                          float32_output=last and self.dtype == jnp.float32)(x)
+                          float32_output=last and self._float32_head())(x)
       if not last:
         x = nn.relu(x)
     return x
