@@ -21,6 +21,7 @@ _CORE = [
     # The codec's range coder. Files depend on its probability quantization: keep 0.5.x.
     "constriction>=0.5,<0.6",
     "tqdm>=4.66",  # progress lines
+    "dm-pix>=0.4",  # SSIM
 ]
 
 # jax[tpu] pins the libtpu built for the installed jax (jax 0.10.2 -> libtpu 0.0.42.*): with it,
@@ -48,7 +49,9 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=setuptools.find_packages(include=["dvq_jax", "dvq_jax.*"]),
+    # The shipped config files install as dvq_jax/configs/*.py (dvq_jax.packaged_configs).
+    packages=[*setuptools.find_packages(include=["dvq_jax", "dvq_jax.*"]), "dvq_jax.configs"],
+    package_dir={"dvq_jax.configs": "configs"},
     install_requires=_CORE,
     extras_require=_EXTRAS,
 )

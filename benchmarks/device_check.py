@@ -1,4 +1,4 @@
-r"""Accelerator readiness check: train-step throughput/MFU and the two nearest-code searches.
+r"""Accelerator readiness check: train-step throughput/MFU and the nearest-code search forms.
 
 Prints, for the backend JAX finds (GPU, TPU or CPU):
   1. configs/cifar10.py's real train step (`dvq_jax.vqvae.train.train_step`, jitted, state
@@ -11,12 +11,13 @@ Prints, for the backend JAX finds (GPU, TPU or CPU):
   2. Depthwise quantization forward+backward (straight-through, codebook and commitment losses,
      gradients w.r.t. z and the codebooks) at S1 (N 8192, L 8, D 32, K 512) and at (N 262144,
      L 8, D 32, K 4096) for
-       cpu_tuned: `dvq_jax.quantizers.depthwise_quantize`, whose `nearest_codes` search is the
-         CPU-tuned min-reduction (iota + K*sign) with a custom_vmap loop over codebooks;
+       argmin, two_pass: `dvq_jax.quantizers.depthwise_quantize` with each search form
+         (`DVQ_NEAREST_SEARCH`; see `dvq_jax/quantizers/_nearest.py`): the backend's default
+         should be the faster;
        plain_argmin: `plain_depthwise_quantize` below, one batched distance einsum
-         `(L, N, K)` and `jnp.argmin` (what XLA fuses on GPU/TPU; it holds L*N*K floats,
-         34 GB at the large size).
-     Both must choose the same codes; pick the faster per backend from these numbers.
+         `(L, N, K)` and `jnp.argmin`, the textbook reference (it holds L*N*K floats, 34 GB at
+         the large size).
+     All must choose the same codes.
 `--small` (or DVQ_DEVICE_CHECK_SMALL=1) shrinks everything (one batch size) so the script runs
 in about half a minute on CPU (tests/test_device_check.py runs it that way so it cannot rot).
 The full check is sized for < 5 minutes on one GPU/TPU:
@@ -38,6 +39,7 @@ from configs import cifar10
 from dvq_jax import quantizers as q
 from dvq_jax.plan import chips
 from dvq_jax.plan import roofline
+from dvq_jax.quantizers import _nearest
 from dvq_jax.training import loop
 from dvq_jax.training import sharding
 from dvq_jax.vqvae import train
@@ -73,7 +75,7 @@ def plain_depthwise_quantize(z: jax.Array, codebooks: jax.Array, beta: float):
   return quantized, codes.T, codebook_loss + beta * commitment_loss
 
 
-def _tuned(z, codebooks, beta):
+def _library(z, codebooks, beta):
   out = q.depthwise_quantize(z, codebooks, beta=beta)
   return out.quantized, out.codes, out.loss
 
@@ -140,7 +142,11 @@ def check_quantizer(n: int, num_codebooks: int, dim: int, k: int, repeats: int) 
   codebooks = q.init_codebooks(jax.random.key(1), num_codebooks, k, dim)
   cotangent = jax.random.normal(jax.random.key(2), z.shape, jnp.float32)
   codes = {}
-  for name, fn in (("cpu_tuned", _tuned), ("plain_argmin", plain_depthwise_quantize)):
+  forms = [(form, _library) for form in _nearest.SEARCH_FORMS]
+  for name, fn in forms + [("plain_argmin", plain_depthwise_quantize)]:
+    # Read when the search is traced, i.e. at the first call of the functions made below.
+    os.environ[_nearest.SEARCH_FORM_ENV] = name if fn is _library else ""
+
     def loss(z, codebooks, fn=fn):
       quantized, _, vq_loss = fn(z, codebooks, 0.25)
       return jnp.sum(quantized * cotangent) + vq_loss
@@ -154,9 +160,11 @@ def check_quantizer(n: int, num_codebooks: int, dim: int, k: int, repeats: int) 
       continue
     print(f"| quantizer {name} | N {n} L {num_codebooks} D {dim} K {k} | fwd+bwd min"
           f" {best * 1e3:.2f} ms, median {median * 1e3:.2f} ms |", flush=True)
-  if len(codes) == 2:
-    same = float(np.mean(codes["cpu_tuned"] == codes["plain_argmin"]))
-    print(f"|   same codes: {100 * same:.3f}% |", flush=True)
+  os.environ.pop(_nearest.SEARCH_FORM_ENV)
+  for name in _nearest.SEARCH_FORMS:
+    if name in codes and "plain_argmin" in codes:
+      same = float(np.mean(codes[name] == codes["plain_argmin"]))
+      print(f"|   {name} vs plain_argmin, same codes: {100 * same:.3f}% |", flush=True)
 
 
 def main() -> None:

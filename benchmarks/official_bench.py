@@ -7,17 +7,16 @@ random uint8 32x32x3 images, and the official TF2 `DVQVAE(D=255, K=512, L=10)` s
 runs `--steps` steps of every setting, the order reversed every other round, so machine load hits
 all of them alike; the table gives the median step (images/s) over all rounds, the spread of the
 per-round medians, XLA's FLOPs per image for dvq_jax (`cost_analysis`) and the 1-minute load
-average. Hold the benchmark lock:
+average. Set up the official code's TF venv, then run:
 
   python3 -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install tensorflow-cpu tf_keras pillow tqdm
   mkdir -p /tmp/dvq_official && git -C DVQ_CLONE archive HEAD dvq_model.py | tar -x -C /tmp/dvq_official
-  flock /tmp/dvq_bench.lock nice -n 5 env PYTHONPATH=. python benchmarks/official_bench.py \
+  PYTHONPATH=. python benchmarks/official_bench.py \
       --official_dir=/tmp/dvq_official --tf_python=/tmp/tfvenv/bin/python
   PYTHONPATH=. python benchmarks/official_bench.py --no_tf --dtypes float32,bfloat16  # JAX only
 
 XLA:CPU flags go through the environment, e.g. XLA_FLAGS=--xla_cpu_use_thunk_runtime=false; so does
-glibc's allocator (GLIBC_TUNABLES=glibc.malloc.hugetlb=1, benchmarks/cpu_allocator.sh), which the
-TF worker inherits too.
+glibc's allocator (GLIBC_TUNABLES=glibc.malloc.hugetlb=1), which the TF worker inherits too.
 """
 
 import argparse

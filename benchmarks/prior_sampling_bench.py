@@ -7,7 +7,7 @@ training). With the cache each token attends once over the cached keys; without 
 reruns the teacher-forced model on the whole sequence (T times the work). Prints compile time
 and the minimum and median wall time of the repeats, and tokens/s = num_samples * T / time.
 
-  PYTHONPATH=. flock /tmp/dvq_bench.lock nice -n 5 python benchmarks/prior_sampling_bench.py
+  PYTHONPATH=. python benchmarks/prior_sampling_bench.py
   PYTHONPATH=. python benchmarks/prior_sampling_bench.py --quick   # fewer repeats, batch 16
   PYTHONPATH=. python benchmarks/prior_sampling_bench.py --grid=4  # 4x4 positions: T = 64
   PYTHONPATH=. python benchmarks/prior_sampling_bench.py --sampler=no_cache --num_samples=4 --repeats=1

@@ -1,9 +1,11 @@
 r"""The codebook-toolbox study on the offline demo data: quantizer families at ~16 bits/position.
 
 Trains each row's VQ-VAE (`configs/demo.py`, narrowed: hidden 32, residual 16, batch 16, 1,500
-steps) for each seed, one run at a time, reads its `eval.json`, saves every run's numbers to
-`--out` (JSON, merged with what is there, so an interrupted study resumes) and prints the
-README table (mean +- std over the seeds that finished):
+steps) for each seed, one run at a time, reads its `eval.json` (plus, for the stateful rows, the
+codes restarted over training from `metrics.jsonl`), saves every run's numbers to `--out` (JSON,
+merged with what is there, so an interrupted study resumes) and prints the table of the studies
+page (mean +- std over the seeds that finished). The `dvq_*` rows of EMA codebooks, k-means init
+and dead-code restart are the `dvq` row with the trainer's stateful codebook learning on:
 
   JAX_COMPILATION_CACHE_DIR=/tmp/xla_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
     nice -n 10 python benchmarks/toolbox_study.py --seeds=0,1,2 \
@@ -37,9 +39,16 @@ ROWS = {
     "fsq": ("--config.quantizer=fsq", "--config.num_codebooks=1",
             "--config.fsq_levels=(8,8,8,5,5,5)"),
     "lfq": ("--config.quantizer=lfq", "--config.num_codebooks=4", "--config.codebook_dim=4"),
+    "dvq_ema": DVQ + ("--config.codebook_update=ema",),
+    "dvq_kmeans": DVQ + ("--config.kmeans_init=True",),
+    "dvq_restart": DVQ + ("--config.dead_code_threshold=1.0",),
+    "dvq_ema_kmeans_restart": DVQ + ("--config.codebook_update=ema", "--config.kmeans_init=True",
+                                     "--config.dead_code_threshold=1.0"),
 }
 COLUMNS = ("recon_bits_per_dim", "rate_bits_per_dim", "rate_unigram_bits_per_dim",
            "elbo_bits_per_dim", "elbo_unigram_bits_per_dim", "usage", "perplexity")
+# The stateful rows' table adds the codes restarted over training (0 without dead-code restart).
+STATEFUL_COLUMNS = (*COLUMNS, "codes_restarted_total")
 
 
 def run_one(row: str, seed: int) -> dict:
@@ -48,21 +57,33 @@ def run_one(row: str, seed: int) -> dict:
                     f"--workdir={workdir}", f"--config.seed={seed}", *BASE, *ROWS[row]],
                    check=True, stdout=subprocess.DEVNULL)
     result = json.loads((pathlib.Path(workdir) / "eval.json").read_text())
-  return {"row": row, "seed": seed, **result}
+    records = [json.loads(line) for line in
+               (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+  # train/codes_restarted is the mean per step over each logging window: times the window's steps.
+  restarted, previous_step = 0.0, 0
+  for record in records:
+    if "train/codes_restarted" in record:
+      restarted += record["train/codes_restarted"] * (record["step"] - previous_step)
+      previous_step = record["step"]
+  return {"row": row, "seed": seed, **result, "codes_restarted_total": restarted}
 
 
-def table(runs: list[dict]) -> str:
-  lines = ["| row | seeds | " + " | ".join(COLUMNS) + " |",
-           "|---" * (len(COLUMNS) + 2) + "|"]
-  for row in ROWS:
+def table(runs: list[dict], rows: tuple[str, ...] = tuple(ROWS),
+          columns: tuple[str, ...] = COLUMNS) -> str:
+  """Markdown table of `rows`: mean ± sample std (ddof 1) over the seeds each has finished."""
+  lines = ["| row | seeds | " + " | ".join(columns) + " |",
+           "|---" * (len(columns) + 2) + "|"]
+  for row in rows:
     done = [r for r in runs if r["row"] == row]
     if not done:
       continue
     cells = []
-    for column in COLUMNS:
+    for column in columns:
       # usage and perplexity are per codebook: the mean over codebooks, then over seeds.
-      values = np.array([np.mean(r[column]) for r in done])
-      cells.append(f"{values.mean():.3f} ± {values.std():.3f}")
+      # Runs without dead-code restart restart nothing (their records predate the column).
+      values = np.array([np.mean(r.get(column, 0.0)) for r in done])
+      cells.append(f"{values.mean():.3f} ± {values.std(ddof=1):.3f}" if len(values) > 1
+                   else f"{values[0]:.3f}")
     lines.append(f"| {row} | {len(done)} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
 

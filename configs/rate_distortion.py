@@ -2,6 +2,8 @@ r"""Rate-distortion study: VQ-VAEs over quantizer x (L, K) x seed on one base co
 
   python -m dvq_jax.main --config=configs/rate_distortion.py --workdir=/tmp/rd
   python -m dvq_jax.main --config=configs/rate_distortion.py:small --workdir=...  # seconds, tests
+  python -m dvq_jax.main --config=configs/rate_distortion.py:full --workdir=/tmp/rd_full
+  python -m dvq_jax.main --config=configs/rate_distortion.py:small,full --workdir=...  # a point a family
   python -m dvq_jax.main --config=configs/rate_distortion.py --config.seeds=5 \
       --config.base.num_train_steps=3000 --config.grid.vq='((1,64),(1,256))' --workdir=...
 
@@ -19,6 +21,32 @@ The default is sized for a 2-core CPU shared with other jobs: the demo model nar
 32 / residual 16, batch 16, 1,500 Adam steps a point (the demo's count), 3 seeds, 3 rate points per quantizer
 (36 runs). It measures the ordering of short training runs of a small model, not converged
 models.
+
+`:full` covers the whole rate range, ~0.04 to 2.7 bits/dim under the uniform code rate: nine
+families at 2, 8, 16, 32, 64, 96 and 128 bits per 8x8-grid position (rate = bits * 64 / 3072),
+vq and svq only up to 16 bits (K <= 65,536), 3 seeds each, 177 runs of 1,500 steps:
+  dvq, mvq    (L, K) = (1, 4) ... (16, 256); D = 64 / L
+  rvq         M = 2 residual stages a slice, (1, 2) ... (16, 16)
+  fsq         L slices of the grid `grid.FSQ_LEVELS[K]` (K = 4, 256, 4096: prod(levels) = 4, 240,
+              4,375 codes; log2 of that is the rate, so its points sit within 2% of the others')
+  lfq         L slices of D = log2 K sign bits
+  dvq_learned dvq with `slice_projection` = "learned" (Depthwise Quantization, CVPR 2022)
+  dvq_2level  dvq with `levels` = 2: the same (L, K) on a 4x4 top grid as well, 1.25x the rate
+  vq, svq     K = 4, 16, 256, 4,096, 65,536 (svq with L = 4)
+Held equal at every point of `:full`: the data and evaluation (the demo patches), the model
+(encoder trunk, decoder trunk, likelihood head: the demo's widths narrowed as the default's),
+the batch, the optimizer and learning rate, the 1,500 steps, the loss (beta, reduction) and the
+seeds (base.seed .. base.seed + 2). What differs is only the quantizer's input and output
+projection, and it cannot be held equal: the encoder's last 1x1 conv emits latent_width = 64
+channels for dvq, mvq, vq, svq, rvq and both dvq variants, but L * len(levels) for fsq (its
+width is set by its levels) and L * log2 K for lfq (one channel a bit); the decoder's first
+conv reads L*64 channels for mvq (L concatenated full-width vectors) and 64 + 64 for the
+2-level model (bottom + upsampled top); the learned projection adds L (64 x D) matrices and
+the top level its own small encoder and decoder. The study handles this by letting only those
+layers vary (the trunks are identical), recording each point's full config
+(`<workdir>/<point>/config.json`), and comparing families at equal uniform rate, where each
+family's points are placed on the same bit ladder.
+Not run yet: it takes many CPU hours (run it in the background; it resumes).
 """
 
 import importlib.util
@@ -38,8 +66,33 @@ def _demo_config() -> ml_collections.ConfigDict:
   return module.get_config()
 
 
+def _full_grid(config: ml_collections.ConfigDict) -> None:
+  """The `:full` grid (module docstring): every family on one ladder of bits a position."""
+  config.latent_width = 64  # the paper's L*D = 8*8: D = 64 / L
+  ladder = ((1, 4), (2, 16), (4, 16), (8, 16), (8, 256), (8, 4096), (16, 256))  # 2 ... 128 bits
+  vq_sizes = (4, 16, 256, 4096, 65536)  # 2 ... 16 bits: one codebook up to K = 65,536
+  # Further families enter here as a name in quantizers, its (L, K) ladder in grid and, when
+  # they are a quantizer with options, their fields in families: bsq and simvq belong on the
+  # same ladder.
+  config.quantizers = ("dvq", "mvq", "rvq", "fsq", "lfq", "dvq_learned", "dvq_2level", "vq",
+                       "svq")
+  config.families = ml_collections.ConfigDict({
+      "rvq": {"num_stages": 2},
+      "dvq_learned": {"quantizer": "dvq", "slice_projection": "learned"},
+      "dvq_2level": {"quantizer": "dvq", "levels": 2},
+  })
+  config.grid = ml_collections.ConfigDict({
+      "dvq": ladder, "mvq": ladder, "dvq_learned": ladder, "dvq_2level": ladder,
+      "rvq": ((1, 2), (1, 16), (2, 16), (4, 16), (8, 16), (8, 64), (16, 16)),  # M = 2 stages
+      "fsq": ((1, 4), (1, 256), (2, 256), (4, 256), (8, 256), (8, 4096), (16, 256)),
+      "lfq": ((1, 4), (1, 256), (2, 256), (4, 256), (8, 256), (8, 4096), (16, 256)),
+      "vq": tuple((1, size) for size in vq_sizes),
+      "svq": tuple((4, size) for size in vq_sizes),
+  })
+
+
 def get_config(arg=None):
-  arg = config_arg.parse_arg(arg, small=False)
+  arg = config_arg.parse_arg(arg, small=False, full=False)
   config = ml_collections.ConfigDict()
   config.experiment = "rate_distortion"
   config.base = _demo_config()  # any learned-prior config; --config.base.<field> overrides it
@@ -59,6 +112,8 @@ def get_config(arg=None):
   config.grid.mvq = ((2, 4), (2, 16), (4, 16))
   config.grid.svq = ((4, 16), (4, 256), (4, 4096))  # rates as vq
   config.seeds = 3
+  if arg.full:
+    _full_grid(config)
   # Split the grid over processes: shard i trains points i, i + N, ...; rerun with
   # num_shards = 1 to collect rd.json / rd.csv / rd.png.
   config.num_shards = 1
@@ -72,5 +127,8 @@ def get_config(arg=None):
     config.grid.dvq = ((2, 4),)
     config.grid.mvq = ((2, 4),)
     config.grid.svq = ((2, 16),)
+    if arg.full:  # one point a family
+      for family in ("rvq", "fsq", "lfq", "dvq_learned", "dvq_2level"):
+        config.grid[family] = ((2, 4),)
     config.seeds = 1
   return config

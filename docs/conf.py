@@ -27,6 +27,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "config_fields",
+    "results_tables",
 ]
 
 # myst-nb writes its notebook copies next to the output folder: docs/jupyter_execute for docs/_build.
@@ -48,6 +49,8 @@ autodoc_typehints = "description"
 autodoc_member_order = "bysource"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+# Attributes sections as fields of the class: NamedTuple fields are not described twice.
+napoleon_use_ivar = True
 
 html_theme = "sphinx_book_theme"
 html_title = "dvq_jax"

@@ -1,5 +1,6 @@
 """The exceptions `main` turns into exit codes: a user mistake (one-line message, exit 2), a
-NaN (exit 1), a signal that stopped training with a checkpoint (exit 0)."""
+NaN or an unreadable checkpoint (exit 1), a signal that stopped training with a checkpoint
+(exit 0)."""
 
 
 class ConfigError(ValueError):
@@ -8,6 +9,11 @@ class ConfigError(ValueError):
 
 class NumericalError(RuntimeError):
   """Training produced a NaN or infinite metric; the message names the step and the metric."""
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint could not be read and shows no evidence of damage (storage still failing after
+  the retries, or an unexpected error); it was left where it is. The message names it."""
 
 
 class Stopped(Exception):

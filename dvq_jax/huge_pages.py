@@ -1,5 +1,7 @@
-"""Transparent huge pages for XLA:CPU's step buffers: the CLI re-executes itself under glibc's
-`glibc.malloc.hugetlb=1` tunable.
+"""Transparent huge pages for XLA:CPU's step buffers, opt-in: with `DVQ_JAX_HUGE_PAGES=1` in the
+environment, `python -m dvq_jax.main` re-executes itself under glibc's `glibc.malloc.hugetlb=1`
+tunable. Off by default: a process that replaces itself surprises debuggers, profilers and
+supervisors, and only XLA:CPU gains.
 
 XLA:CPU allocates a compiled step's temporary buffers afresh on every call (543 MB for the
 `configs/cifar10.py:official` train step at batch 32). glibc serves allocations that large with
@@ -14,9 +16,10 @@ ml_collections imported again: 0.33-0.43 s against 0.24-0.25 s to a `--config` e
 Notebooks and other callers of `dvq_jax.main.run` are not re-executed; set the variable before
 starting the kernel there.
 
-Nothing changes where it cannot help (not Linux/glibc >= 2.35, or transparent huge pages set to
-`always` or `never`), and a `GLIBC_TUNABLES` that already names `glibc.malloc.hugetlb` is kept:
-`GLIBC_TUNABLES=glibc.malloc.hugetlb=0` opts out.
+Nothing changes without the opt-in, where it cannot help (not Linux/glibc >= 2.35, or
+transparent huge pages set to `always` or `never`), or where `GLIBC_TUNABLES` already names
+`glibc.malloc.hugetlb` (that choice is kept). Setting `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`
+before starting Python gives the same pages without a re-exec.
 """
 
 import os
@@ -26,6 +29,7 @@ from collections.abc import Mapping
 
 TUNABLE = "glibc.malloc.hugetlb"
 THP_ENABLED = "/sys/kernel/mm/transparent_hugepage/enabled"
+OPT_IN = "DVQ_JAX_HUGE_PAGES"  # =1 enables the re-exec
 
 
 def environ_with_huge_pages(environ: Mapping[str, str], libc: tuple[str, str],
@@ -33,17 +37,19 @@ def environ_with_huge_pages(environ: Mapping[str, str], libc: tuple[str, str],
   """The environment to re-execute with, or None to keep this process as it is.
 
   Args:
-    environ: the current environment.
+    environ: the current environment; nothing changes unless it sets `DVQ_JAX_HUGE_PAGES=1`.
     libc: `platform.libc_ver()`, e.g. `("glibc", "2.36")`.
     thp_enabled: the text of /sys/kernel/mm/transparent_hugepage/enabled, e.g.
       `"always [madvise] never"` (the bracketed mode is the kernel's).
 
-  >>> environ_with_huge_pages({}, ("glibc", "2.36"), "always [madvise] never")
-  {'GLIBC_TUNABLES': 'glibc.malloc.hugetlb=1'}
-  >>> environ_with_huge_pages({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, ("glibc", "2.36"),
-  ...                         "always [madvise] never") is None
+  >>> environ_with_huge_pages({"DVQ_JAX_HUGE_PAGES": "1"}, ("glibc", "2.36"),
+  ...                         "always [madvise] never")
+  {'DVQ_JAX_HUGE_PAGES': '1', 'GLIBC_TUNABLES': 'glibc.malloc.hugetlb=1'}
+  >>> environ_with_huge_pages({}, ("glibc", "2.36"), "always [madvise] never") is None
   True
   """
+  if environ.get(OPT_IN) != "1":
+    return None
   tunables = environ.get("GLIBC_TUNABLES", "")
   if TUNABLE in tunables:  # chosen already (=0 opts out)
     return None
@@ -60,8 +66,9 @@ def environ_with_huge_pages(environ: Mapping[str, str], libc: tuple[str, str],
 
 
 def reexec_with_huge_pages() -> None:
-  """Re-executes this process with `glibc.malloc.hugetlb=1` where that applies; else returns."""
-  if not sys.platform.startswith("linux"):
+  """Re-executes this process with `glibc.malloc.hugetlb=1` where opted in and applicable; else
+  returns."""
+  if os.environ.get(OPT_IN) != "1" or not sys.platform.startswith("linux"):
     return
   try:
     with open(THP_ENABLED, encoding="ascii") as f:

@@ -1,16 +1,19 @@
 r"""Command-line entry point: `python -m dvq_jax.main --config=configs/X.py --workdir=W`.
 
-The config's `experiment` field picks what runs:
+The config's `experiment` field picks what runs::
+
   static_prior   -- codebooks trained alone on Gaussian blobs (paper Fig. 3/4),
   learned_prior  -- the DVQ-VAE trained and evaluated on images (paper Table 1),
   rate_distortion -- a grid of DVQ-VAEs over quantizer, L and K (configs/rate_distortion.py),
   code_prior     -- an autoregressive prior over a trained VQ-VAE's codes (its true bits/dim).
+
 Override any field from the command line: `--config.quantizer=vq --config.batch_size=64`.
-User mistakes end with a one-line `error:` message and exit code 2, before any compute.
-SIGTERM before training starts ends the process at once; from then on it stops training at the
-next step boundary with a checkpoint and exit code 0 (`dvq_jax/training/stopping.py`).
-On Linux the command first re-executes itself with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`
-(`dvq_jax/huge_pages.py`: 12-16% faster CPU train steps; `glibc.malloc.hugetlb=0` opts out).
+User mistakes end with a one-line `error:` message and exit code 2, before any compute; nothing
+is written into --workdir until the run is known to fit it (`training.validation.check_workdir`).
+SIGINT/SIGTERM before training starts end the command with one line (exit 130 / 143); from then
+on they stop training at the next step boundary with a checkpoint and exit code 0
+(`dvq_jax/training/stopping.py`). On CPU, `DVQ_JAX_HUGE_PAGES=1` makes the command re-execute
+itself under glibc's huge-page tunable first (`dvq_jax/huge_pages.py`).
 """
 
 import os
@@ -18,20 +21,26 @@ import re
 import sys
 import traceback
 
-from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
+from dvq_jax import cli
 from dvq_jax import huge_pages
 from dvq_jax.errors import ConfigError
 from dvq_jax.errors import NumericalError
 from dvq_jax.errors import Stopped
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Path to a config file, optionally followed by :arg.", lock_config=True
-)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where outputs and checkpoints go (local or gs://).")
+
+def _define_flags() -> flags.FlagValues:
+  # New for every call: config_flags defines a flag per --config.<field> override as it parses,
+  # and cannot parse into the same FlagValues twice.
+  flag_values = cli.new_flags()
+  config_flags.DEFINE_config_file(
+      "config", None, "Path to a config file, optionally followed by :arg.", lock_config=True,
+      flag_values=flag_values)
+  flags.DEFINE_string("workdir", None, "Where outputs and checkpoints go (local or gs://).",
+                      flag_values=flag_values)
+  return flag_values
 
 
 def run(config, workdir: str):
@@ -55,38 +64,38 @@ def run(config, workdir: str):
   )
 
 
-def _fail(message: str, code: int = 2) -> None:
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(code)
+_fail = cli.fail
 
 
-def main(argv):
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; --verbosity=0 shows it
+def _body(flag_values: flags.FlagValues, argv) -> None:
   if len(argv) > 1:
     _fail(f"unexpected arguments {argv[1:]}; use --config=... --workdir=...")
-  if _CONFIG.value is None:
+  if flag_values.config is None:
     _fail("--config is required, e.g. --config=configs/demo.py")
-  if not _WORKDIR.value:
+  if not flag_values.workdir:
     _fail("--workdir is required, e.g. --workdir=/tmp/dvq_run")
   try:
-    config = _CONFIG.value
+    config = flag_values.config
     config.get("experiment")  # a config file that failed to load raises on first access
   except Exception as e:  # pylint: disable=broad-except  (any failure inside the config file)
     reason = str(e).strip().splitlines()[-1].strip() if str(e).strip() else type(e).__name__
     _fail(f"cannot load --config: {reason}")
-  # Imported here, not at the top: it imports JAX, which must not load before the re-exec.
-  from dvq_jax.training import stopping  # pylint: disable=g-import-not-at-top
-  stopping.handle_sigterm_for_process()
   try:
-    run(config, _WORKDIR.value)
-  except ConfigError as e:
-    _fail(str(e))
+    if config.get("experiment") == "learned_prior":
+      from dvq_jax.vqvae import validation  # pylint: disable=import-outside-toplevel
+      validation.check_overrides(config, config_flags.get_override_values(flag_values["config"]))
+    run(config, flag_values.workdir)
   except NumericalError as e:
     _fail(str(e), code=1)
   except Stopped:
     pass  # the loop said where it stopped; a preempted job that saved its work exits 0
-  stopping.ignore_sigterm_while_exiting()
+
+
+def main(argv: list[str] | None = None) -> None:
+  """The command line; `argv` (program name first) defaults to `sys.argv`."""
+  flag_values = _define_flags()
+  cli.run(lambda rest: _body(flag_values, rest), flag_values, argv, doc=__doc__,
+          parse=lambda argv: _parse_flags(flag_values, argv))
 
 
 def _config_path(argv) -> str | None:
@@ -131,10 +140,11 @@ def _unknown_field(error: BaseException, argv) -> str:
   return f"{message}; fields are listed in the config file and dvq_jax/vqvae/defaults.py"
 
 
-def _parse_flags(argv):
+def _parse_flags(flag_values: flags.FlagValues, argv):
   """absl flag parsing with one-line errors: bad --config file or path, unknown field."""
+  saved_argv, sys.argv = sys.argv, list(argv)  # config_flags finds --config.* in sys.argv
   try:
-    return flags.FLAGS(argv)
+    return flag_values(argv)
   except Exception as e:  # pylint: disable=broad-except  (anything a config file can raise)
     path = _config_path(argv)
     cause, line = _raised_in_config_file(e, path)
@@ -151,8 +161,10 @@ def _parse_flags(argv):
     if len(lines) > 1:  # a traceback from inside the config file: its first and last lines
       lines = [lines[0].split(": Error whilst")[0], lines[-1]]
     _fail(f"{': '.join(lines)} (check --config and --config.<field> overrides)")
+  finally:
+    sys.argv = saved_argv
 
 
 if __name__ == "__main__":
-  huge_pages.reexec_with_huge_pages()  # glibc reads its tunables only at start-up
-  app.run(main, flags_parser=_parse_flags)
+  huge_pages.reexec_with_huge_pages()  # opt-in; glibc reads its tunables only at start-up
+  cli.program(main)

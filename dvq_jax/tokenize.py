@@ -4,30 +4,26 @@ r"""Writes the codes of a VQ-VAE run's train and test splits: `python -m dvq_jax
 
 `codes.npz` holds `train` and `test`, `(N, h, w, L)` int16 (int32 when K > 32767); `codes.json`
 beside it records K, L, the grid, the quantizer, the checkpoint step and digest and the data set.
+Both files are checked before any compute and appear whole or not at all (`dvq_jax.outputs`).
 """
 
-import sys
-
-from absl import app
 from absl import flags
-from absl import logging
 
+from dvq_jax import cli
 from dvq_jax import data as data_lib
 from dvq_jax import tokenizer as tokenizer_lib
-from dvq_jax.errors import ConfigError
 
-
-
-def _define_flags() -> None:
-  # Defined only when run as a program: importing this module (doctests, tests) next to
-  # dvq_jax.main, which owns --workdir, must not clash.
-  flags.DEFINE_string("workdir", None, "The --workdir of a trained VQ-VAE run.")
-  flags.DEFINE_string("output", "codes.npz", "Where the codes go (.npz).")
-  flags.DEFINE_integer("step", None, "Checkpoint step; default the newest.")
+_FLAGS = cli.new_flags()
+flags.DEFINE_string("workdir", None, "The --workdir of a trained VQ-VAE run.", flag_values=_FLAGS)
+flags.DEFINE_string("output", "codes.npz", "Where the codes go (.npz; codes.json beside it).",
+                    flag_values=_FLAGS)
+flags.DEFINE_integer("step", None, "Checkpoint step; default the newest.", lower_bound=0,
+                     flag_values=_FLAGS)
 
 
 def tokenize(workdir: str, output: str, step: int | None = None) -> dict:
   """Encodes both splits of the run's data set; returns the metadata written to codes.json."""
+  tokenizer_lib.check_codes_path(output, "--output")
   tokenizer = tokenizer_lib.Tokenizer.from_workdir(workdir, step)
   data = data_lib.load(tokenizer.config)
   codes = tokenizer_lib.encode_splits(tokenizer, data)
@@ -36,22 +32,20 @@ def tokenize(workdir: str, output: str, step: int | None = None) -> dict:
   return metadata
 
 
-def main(argv):
-  args = flags.FLAGS
-  if not args["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO
+def _body(argv) -> None:
+  args = _FLAGS
   if len(argv) > 1 or not args.workdir:
-    print("error: use --workdir=W --output=codes.npz [--step=N]", file=sys.stderr)
-    sys.exit(2)
-  try:
-    metadata = tokenize(args.workdir, args.output, args.step)
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    cli.fail("use --workdir=W --output=codes.npz [--step=N] (W: the --workdir of a trained"
+             " VQ-VAE run)")
+  metadata = tokenize(args.workdir, args.output, args.step)
   print(f"wrote {metadata['num_train']} train and {metadata['num_test']} test code grids"
         f" {tuple(metadata['grid'])} x L={metadata['num_codebooks']} to {args.output}")
 
 
+def main(argv: list[str] | None = None) -> None:
+  """The command line; `argv` (program name first) defaults to `sys.argv`."""
+  cli.run(_body, _FLAGS, argv, doc=__doc__)
+
+
 if __name__ == "__main__":
-  _define_flags()
-  app.run(main)
+  cli.program(main)

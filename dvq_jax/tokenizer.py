@@ -24,6 +24,7 @@ import numpy as np
 from etils import epath
 
 from dvq_jax import data as data_lib
+from dvq_jax import outputs
 from dvq_jax import vqvae
 from dvq_jax.errors import ConfigError
 from dvq_jax.training import checkpointing
@@ -40,7 +41,7 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   """
   path = epath.Path(workdir) / "config.json"
   if not path.exists():
-    raise ConfigError(f"{path} does not exist; pass the --workdir of a trained VQ-VAE run")
+    raise ConfigError(f"{path} does not exist; give the workdir a VQ-VAE (learned_prior) run was trained in")
   return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
@@ -73,6 +74,9 @@ class CodeLayout:
       raise ConfigError(f"the tokenizer (and so the prior and the codec) reads codes of quantizers"
                         f" {', '.join(TOKENIZED_QUANTIZERS)}; this run's quantizer is"
                         f" {config.quantizer!r}")
+    if config.get("levels", 1) != 1:
+      raise ConfigError(f"the tokenizer (and so the prior and the codec) reads one latent grid;"
+                        f" this run has config.levels = {config.levels}: use a levels = 1 run")
     factor = 2**config.model.num_downsamples
     return cls(codebook_size=int(config.codebook_size),
                num_codebooks=int(config.num_codebooks) if config.quantizer in ("dvq", "mvq") else 1,
@@ -145,7 +149,7 @@ class Tokenizer:
     config = load_run_config(workdir)
     if config.get("experiment") != "learned_prior":
       raise ConfigError(f"{workdir} holds a {config.get('experiment')!r} run, not a VQ-VAE;"
-                        " pass the --workdir of a learned_prior run")
+                        " give the workdir a learned_prior run was trained in")
     checkpoints = epath.Path(workdir) / "checkpoints"
     if not checkpoints.exists():
       raise ConfigError(f"no checkpoint in {checkpoints}; train the VQ-VAE first or check the"
@@ -286,12 +290,31 @@ def encode_splits(tokenizer: Tokenizer, data: data_lib.ImageData) -> dict[str, n
   }
 
 
-def write_codes(path: str, codes: dict[str, np.ndarray], metadata: dict) -> None:
-  """Writes `codes` to the npz `path` and `metadata` to the same name with `.json` (process 0)."""
+def _metadata_path(path: str) -> str:
+  return str(epath.Path(path).with_suffix(".json"))
+
+
+def check_codes_path(path: str, flag: str) -> None:
+  """`path` (an .npz) and the .json beside it can be written (`outputs.check_file`).
+
+  Raises:
+    ConfigError: one line naming `flag`.
+  """
+  outputs.check_file(path, flag, (".npz",))
+  outputs.check_file(_metadata_path(path), flag)
+
+
+def write_codes(path: str, codes: dict[str, np.ndarray], metadata: dict,
+                flag: str = "--output") -> None:
+  """Writes `codes` to the npz `path` and `metadata` to the same name with `.json` (process 0),
+  each whole or not at all.
+
+  Raises:
+    ConfigError: a write failed (nothing partial is left); `flag` names the path in the message.
+  """
   if jax.process_index():
     return
-  path = epath.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  with path.open("wb") as f:
+  with outputs.atomic_file(_metadata_path(path), flag) as meta, \
+      outputs.atomic_file(path, flag) as f:
     np.savez(f, **codes)
-  path.with_suffix(".json").write_text(json.dumps(metadata, indent=2))
+    meta.write(json.dumps(metadata, indent=2).encode())

@@ -133,3 +133,13 @@ def reference_quantize(kind: str, z, codebooks, *, slice_sizes=None, beta: float
       grad_codebooks=grad_e[0] if kind == "vector" else np.stack(grad_e),
       grad_z=grad_z,
   )
+
+
+def rotation_matrix(z: np.ndarray, e: np.ndarray) -> np.ndarray:
+  """The rotation trick's lambda R `(D, D)` for one vector pair (Fifty et al. 2024): the
+  rotation taking z's direction to e's, scaled by |e| / |z|, so lambda R z = e."""
+  z_hat, e_hat = z / np.linalg.norm(z), e / np.linalg.norm(e)
+  r = (z_hat + e_hat) / np.linalg.norm(z_hat + e_hat)
+  eye = np.eye(len(z))
+  return np.linalg.norm(e) / np.linalg.norm(z) * (eye - 2 * np.outer(r, r)
+                                                  + 2 * np.outer(e_hat, z_hat))

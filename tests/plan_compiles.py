@@ -10,6 +10,8 @@ from tests.conftest import ROOT
 
 # Shipped configs that are studies, not one trained model: they have no train step to plan.
 STUDIES = {"static_prior", "rate_distortion"}
+# The VQ-VAE whose codes configs/prior.py models, as its docstring trains it (full and small).
+FULL_VQVAE_FOR_PRIOR = "configs/demo.py"
 SMALL_VQVAE_FOR_PRIOR = "configs/demo.py:small"
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from dvq_jax import main
 from dvq_jax.errors import ConfigError
-from tests.test_train import _small
+from dvq_jax.vqvae import validation
+from tests.vqvae_fixtures import small
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEMO = "--config=configs/demo.py:small"
@@ -91,6 +92,8 @@ def _cli_cases(tmp: pathlib.Path):
       "typo'd nested field": ([DEMO, "--config.model.hiden_channels=8"],
                               "did you mean 'model.hidden_channels'?", {}),
       "K < 1": ([DEMO, "--config.codebook_size=0"], "codebook_size", {}),
+      "K given to fsq": ([DEMO, "--config.quantizer=fsq", "--config.codebook_size=1000"],
+                         "config.codebook_size = 1000 is not used by quantizer 'fsq'", {}),
       "npz smaller than a batch": (
           [DEMO, f"--config.dataset={_npz(tmp, 'tiny', train=images, test=images)}",
            "--config.batch_size=8"],
@@ -101,6 +104,28 @@ def _cli_cases(tmp: pathlib.Path):
   }
 
 
+@pytest.mark.parametrize("quantizer,field", [
+    ("vq", "num_codebooks"), ("fsq", "codebook_size"), ("fsq", "codebook_dim"),
+    ("lfq", "codebook_size")])
+def test_a_field_the_quantizer_ignores_cannot_be_set_on_the_command_line(quantizer, field):
+  config = small("demo", quantizer=quantizer)
+  with pytest.raises(ConfigError, match=(
+      f"^config.{field} = {config[field]} is not used by quantizer '{quantizer}'; drop"
+      f" --config.{field} [^\n]*$")):
+    validation.check_overrides(config, {"quantizer", field})
+  validation.check_overrides(config, {"quantizer", "batch_size", "model.hidden_channels"})
+  # Config files may hold any value there: one file serves every quantizer.
+  validation.check_config(config)
+
+
+@pytest.mark.parametrize("quantizer,overrides", [
+    ("vq", {"equal_width": True}),  # L*D-wide vq vectors: num_codebooks counts
+    ("lfq", {}), ("dvq", {}), ("svq", {})])
+def test_fields_the_quantizer_reads_can_be_set(quantizer, overrides):
+  config = small("demo", quantizer=quantizer, **overrides)
+  validation.check_overrides(config, {"num_codebooks", "codebook_dim", "quantizer"})
+
+
 # Cases whose whole stderr must be the one error line (nothing logged before it).
 ONLY_THE_ERROR = ("TFDS not prepared", "config raises", "workdir without config",
                   "npz smaller than a batch")
@@ -109,7 +134,7 @@ ONLY_THE_ERROR = ("TFDS not prepared", "config raises", "workdir without config"
 def test_bad_config_values_raise_one_line_before_compute(tmp_path):
   failures = []
   for name, (overrides, fragment, workdir) in _value_cases(tmp_path).items():
-    config = _small("demo", **overrides)
+    config = small("demo", **overrides)
     workdir = workdir or _workdir(tmp_path, name)
     try:
       main.run(config, str(workdir))

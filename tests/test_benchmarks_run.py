@@ -1,8 +1,7 @@
 """The JAX-only benchmark scripts run end to end at tiny sizes, so they cannot rot.
 
-(benchmarks/official_bench.py's `train.make_optimizer` went stale unnoticed once; the device
-check has its own test, tests/test_device_check.py.) Each case checks what the script reports,
-not only its exit status.
+Each case checks what the script reports, not only its exit status. The device check has its own
+test, tests/test_device_check.py.
 """
 
 import os
@@ -24,29 +23,19 @@ CASES = {
                         r" 109,944",
                         r"^\| dvq_jax cifar10.py:small float32/bfloat16 transpose_phases"
                         r" microbatches=2 \| 2 \| 109,944"]),
-    # The layers are read off the :official,small model; the first conv gets no input gradient.
-    "layer_bench": (["layer_bench.py", "--no_tf", "--small", "--rounds", "1", "--repeats", "1"],
-                    [r"^\| encoder/Conv_0 \| conv 3x3/2 3->16 \(no input grad\) \| 1 \|"
-                     r" 2x32x32x3 -> 2x16x16x16 \|",
-                     r"^\| quantize \| depthwise_quantize L=2 K=16 D=4 \| 1 \|",
-                     r"^\| decoder/Upsample_2/ConvTranspose_0 \| conv_transpose_phases 4x4/2"
-                     r" 8->768 \|", r"^\| \*\*total\*\* \(x count\) \|"]),
-    # `loop.initial_state`'s -O1 init gives the default compile's params bit for bit ("True");
-    # tests/test_loop.py checks that too, in the README's test command.
-    "init_compile": (["init_compile.py", "configs/demo.py:small"],
-                     [r"^\| configs/demo.py:small \| [\d,]+ \| [\d.]+ \| [\d.]+ \| [\d.]+x \|"
-                      r" True \|$"]),
-    "quantizer_large_k": (["quantizer_large_k.py", "--vectors", "2048", "--codes", "1024",
-                           "--repeats", "1"], [r"codes identical: True$"]),
+    "search_forms": (["search_forms.py", "--sizes", "512,2,4,64", "300,2,3,70000", "--rounds",
+                      "1"], [r"^\| two_pass \| 300 \| 2 \| 3 \| 70000 \| .* \| True \|$",
+                             r"^\| argmin \| 300 \| 2 \| 3 \| 70000 \| .* \| True \|$"]),
     "quantizer_memory": (["quantizer_memory.py", "--vectors", "4096", "--codes", "1024"],
                          [r"limit 4 GB: OK$"]),
     "prior_sampling_bench": (["prior_sampling_bench.py", "--quick", "--num_samples", "2",
                               "--grid", "2", "--repeats", "1"],
                              [r"^\| KV cache \|", r"^\| no cache \(full forward per token\) \|"]),
-    # 8 simulated devices: the sharded search has no collective, the gathered baseline has one.
-    "quantizer_sharding": (["quantizer_sharding.py", "--per_device_batch", "2", "--repeats", "1"],
-                           [r"\| 8 \| sharded \|.*\| 0 / 0 \|$",
-                            r"\| 8 \| gathered \|.*\| [1-9]\d* / \d+ \|$"]),
+    "checkpoint_bench": (["checkpoint_bench.py", "--batch", "2", "--rounds", "1", "--steps",
+                          "2"], [r"^\| digest \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+x \|$"]),
+    # Two epochs' permutations of 10,000 images in 4-byte indices.
+    "data_memory": (["data_memory.py", "--images", "10000", "--batch", "64", "--steps", "2"],
+                    [r"^epoch permutations held: 0.08 MB \(2 epochs x 10,000 x 4 bytes\)$"]),
 }
 
 

@@ -83,7 +83,7 @@ def test_cli_round_trip_through_files(tmp_path, workdirs):
   assert result.returncode == 0, result.stderr
   result = _cli("decompress", f"--input={tmp_path / 'f.dvqz'}", f"--output={tmp_path / 'out'}")
   assert result.returncode == 0, result.stderr
-  np.testing.assert_array_equal(files.read_images(str(tmp_path / "out"), 3), images)
+  np.testing.assert_array_equal(files.read_images(str(tmp_path / "out"), 3)[0], images)
   truncated = tmp_path / "t.dvqz"
   truncated.write_bytes((tmp_path / "f.dvqz").read_bytes()[:-7])
   result = _cli("decompress", f"--input={truncated}", f"--output={tmp_path / 'out2'}")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dvq_jax import data as data_lib
+from dvq_jax import metrics
 from dvq_jax import rate_distortion
 from dvq_jax import vqvae
 from dvq_jax.errors import ConfigError
@@ -19,10 +20,10 @@ from dvq_jax.vqvae import model_fields
 from dvq_jax.vqvae import train
 from dvq_jax.vqvae.bottleneck import latent_channels
 from tests import config_files
-from tests.test_models import IMAGE_SHAPE
-from tests.test_models import init
-from tests.test_models import tiny_config
-from tests.test_models import tiny_images
+from tests.vqvae_fixtures import IMAGE_SHAPE
+from tests.vqvae_fixtures import init
+from tests.vqvae_fixtures import tiny_config
+from tests.vqvae_fixtures import tiny_images
 
 # The official code adds one per-element mean per codebook, each over D features (tiny_config:
 # L = 2, D = 4), so mean_elements = sum_features / D for every quantizer.
@@ -87,11 +88,13 @@ def test_equal_width_gives_every_quantizer_an_encoder_output_of_l_times_d(
   assert params["quantize"]["codebooks"].shape[-1] == 4
 
 
-@pytest.mark.parametrize("quantizer", ["dvq", "vq", "svq"])
-def test_unigram_rate_matches_a_numpy_code_length(tmp_path, quantizer):
+# sample 5: the histogram of training images 0, 2, 5, 7 and 10 (evenly spaced), in a padded batch.
+@pytest.mark.parametrize("quantizer,sample", [("dvq", 0), ("vq", 0), ("svq", 0), ("dvq", 5)])
+def test_unigram_rate_matches_a_numpy_code_length(tmp_path, quantizer, sample):
   config = tiny_config(quantizer)
   config.likelihood = "mse"
   config.num_recon_images = 0
+  config.unigram_train_examples = sample
   config.batch_size = 4  # 13 train and 6 test images: both splits end in a padded batch
   rng = np.random.default_rng(1)
   train_images = rng.integers(0, 256, (13, *IMAGE_SHAPE), dtype=np.uint8)
@@ -108,7 +111,8 @@ def test_unigram_rate_matches_a_numpy_code_length(tmp_path, quantizer):
       return c.reshape(len(images), 2, -1).transpose(0, 2, 1).reshape(-1, 2)
     return c.reshape(-1, 1 if quantizer == "vq" else 2)
 
-  train_codes, test_codes = codes(train_images), codes(test_images)
+  sampled = train_images[[0, 2, 5, 7, 10]] if sample else train_images
+  train_codes, test_codes = codes(sampled), codes(test_images)
   bits = 0.0
   for l in range(train_codes.shape[1]):
     counts = np.bincount(train_codes[:, l], minlength=config.codebook_size)
@@ -120,6 +124,41 @@ def test_unigram_rate_matches_a_numpy_code_length(tmp_path, quantizer):
                              result["recon_bits_per_dim"] + expected, rtol=1e-6)
   # A histogram of 13 images cannot beat the uniform prior by much, nor cost far more.
   assert 0 < result["rate_unigram_bits_per_dim"] < 2 * result["rate_bits_per_dim"]
+
+
+def test_an_evaluation_encodes_as_many_batches_whatever_the_training_split_size(
+    tmp_path, monkeypatch):
+  passes = []
+
+  def counted(function):
+    def wrapper(*args):
+      jax.debug.callback(lambda: passes.append(function.__name__))
+      return function(*args)
+    return wrapper
+
+  for name in ("eval_stats", "encode_code_counts"):  # every encoder pass of an evaluation
+    monkeypatch.setattr(evaluate.objective, name, counted(getattr(evaluate.objective, name)))
+  config = tiny_config("dvq")
+  config.num_recon_images = 0
+  config.batch_size = 4
+  model = vqvae.build_model(config, IMAGE_SHAPE)
+  params = init(model, tiny_images())
+  rng = np.random.default_rng(0)
+  test_images = rng.integers(0, 256, (6, *IMAGE_SHAPE), dtype=np.uint8)
+
+  def passes_of_one_evaluation(num_train: int, sample: int) -> int:
+    config.unigram_train_examples = sample
+    train_images = rng.integers(0, 256, (num_train, *IMAGE_SHAPE), dtype=np.uint8)
+    data = data_lib.ImageData("tiny", IMAGE_SHAPE, num_train, 6, train_images, test_images)
+    evaluator = evaluate.Evaluator(config, model, data, sharding.make_mesh(), str(tmp_path))
+    passes.clear()
+    evaluator.run(params, 0)
+    jax.effects_barrier()
+    return len(passes)
+
+  # 2 test batches + 16 sampled training images in 4 batches, for 40 or 400 training images.
+  assert passes_of_one_evaluation(40, 16) == passes_of_one_evaluation(400, 16) == 2 + 4
+  assert passes_of_one_evaluation(40, 0) == 2 + 10  # the whole split, when asked for
 
 
 def test_lower_convex_hull():
@@ -149,6 +188,54 @@ def test_grid_points_and_their_configs():
   config.grid.dvq = ((3, 16),)
   with pytest.raises(ConfigError, match="config.grid.dvq"):
     rate_distortion.points(config)
+
+
+def test_full_grid_spans_the_rate_range_with_overlapping_families():
+  config = config_files.load("configs/rate_distortion.py:full")
+  points = rate_distortion.points(config)
+  assert {p.seed for p in points} == {config.base.seed + i for i in range(3)}
+  rates = {}
+  for p in points:
+    point_config = rate_distortion.point_config(config, p)
+    bits = metrics.rate_bits_per_dim(model_fields.codes_per_image(point_config, (32, 32, 3)),
+                                     model_fields.code_alphabet_size(point_config), 3072)
+    rates.setdefault(p.quantizer, set()).add(round(bits, 6))
+    if point_config.quantizer in ("vq", "svq"):
+      assert point_config.codebook_size <= 65536
+  assert set(rates) == {"dvq", "mvq", "rvq", "fsq", "lfq", "dvq_learned", "dvq_2level", "vq",
+                        "svq"}
+  assert all(len(r) >= 5 for r in rates.values()), rates
+  assert max(min(r) for r in rates.values()) < 0.06  # every family starts near 0.05 bits/dim
+  for family, r in rates.items():
+    if family not in ("vq", "svq"):
+      assert max(r) >= 2.0, family
+    # The families overlap: at least 2 points of each lie in every other family's rate range.
+    for other, o in rates.items():
+      assert sum(min(o) <= a <= max(o) for a in r) >= 2, (family, other)
+  with config.unlocked():
+    config.grid.fsq = ((2, 100),)
+  with pytest.raises(ConfigError, match="fsq K = 100"):
+    rate_distortion.points(config)
+
+
+@pytest.mark.slow
+def test_a_study_trains_families_with_their_own_fields(tmp_path):
+  config = config_files.load("configs/rate_distortion.py:small")
+  config.quantizers = ("dvq_2level", "lfq")
+  config.families = ml_collections.ConfigDict({"dvq_2level": {"quantizer": "dvq", "levels": 2}})
+  config.grid.dvq_2level = ((2, 4),)
+  config.grid.lfq = ((2, 8),)
+  records = rate_distortion.run(config, str(tmp_path))
+  assert [r["quantizer"] for r in records] == ["dvq_2level", "lfq"]
+  point_configs = [json.loads((tmp_path / f"{p.name}/config.json").read_text())
+                   for p in rate_distortion.points(config)]
+  assert point_configs[0]["levels"] == 2 and point_configs[1]["codebook_dim"] == 3
+  # The demo's 32x32x3 patches on the small model's latent grid (h x w), L = 2.
+  factor = 2**config.base.model.num_downsamples
+  positions = (32 // factor) ** 2
+  expected = [(positions + positions // 4) * 2 * 2, positions * 2 * 3]  # 2-level K = 4; lfq 3 bits
+  np.testing.assert_allclose([r["rate_bits_per_dim"] for r in records],
+                             np.array(expected) / 3072, rtol=1e-9)
 
 
 def test_small_study_writes_tables_and_plot_and_resumes(tmp_path, monkeypatch):

@@ -171,6 +171,9 @@ def test_train_epochs_are_seeded_permutations_with_the_remainder_dropped():
   for epoch in epochs:
     assert len(set(epoch.tolist())) == 18 and set(epoch.tolist()) <= set(range(23))
   assert epochs[0].tolist() != epochs[1].tolist()
+  # The order of numpy's Generator.permutation over (seed, epoch), kept in 4-byte indices.
+  for e, epoch in enumerate(epochs):
+    np.testing.assert_array_equal(epoch, np.random.default_rng((0, e)).permutation(23)[:18])
 
 
 @pytest.mark.parametrize("process_count", [2, 4])

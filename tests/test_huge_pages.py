@@ -1,4 +1,5 @@
-"""The CLI re-executes itself with glibc's huge-page tunable where it helps, and only there."""
+"""With DVQ_JAX_HUGE_PAGES=1 the CLI re-executes itself with glibc's huge-page tunable where it
+helps, and only there; without it, never."""
 
 import json
 import os
@@ -13,19 +14,22 @@ from dvq_jax import huge_pages
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MADVISE = "always [madvise] never"
+ON = {"DVQ_JAX_HUGE_PAGES": "1"}
 
 
 @pytest.mark.parametrize("environ, libc, thp, expected", [
-    ({}, ("glibc", "2.36"), MADVISE, "glibc.malloc.hugetlb=1"),
-    ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, ("glibc", "2.35"), MADVISE,
+    (ON, ("glibc", "2.36"), MADVISE, "glibc.malloc.hugetlb=1"),
+    ({}, ("glibc", "2.36"), MADVISE, None),  # not opted in
+    ({"DVQ_JAX_HUGE_PAGES": "0"}, ("glibc", "2.36"), MADVISE, None),
+    ({**ON, "GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, ("glibc", "2.35"), MADVISE,
      "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"),
-    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, ("glibc", "2.36"), MADVISE, None),  # opt-out
-    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=2"}, ("glibc", "2.36"), MADVISE, None),
-    ({}, ("glibc", "2.34"), MADVISE, None),  # the tunable came with 2.35
-    ({}, ("glibc", "2.9"), MADVISE, None),  # 2.9 < 2.35 as versions, not as strings
-    ({}, ("", ""), MADVISE, None),  # musl, or libc not found
-    ({}, ("glibc", "2.36"), "[always] madvise never", None),  # huge pages without asking
-    ({}, ("glibc", "2.36"), "always madvise [never]", None),
+    ({**ON, "GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, ("glibc", "2.36"), MADVISE, None),
+    ({**ON, "GLIBC_TUNABLES": "glibc.malloc.hugetlb=2"}, ("glibc", "2.36"), MADVISE, None),
+    (ON, ("glibc", "2.34"), MADVISE, None),  # the tunable came with 2.35
+    (ON, ("glibc", "2.9"), MADVISE, None),  # 2.9 < 2.35 as versions, not as strings
+    (ON, ("", ""), MADVISE, None),  # musl, or libc not found
+    (ON, ("glibc", "2.36"), "[always] madvise never", None),  # huge pages without asking
+    (ON, ("glibc", "2.36"), "always madvise [never]", None),
 ])
 def test_environ_with_huge_pages(environ, libc, thp, expected):
   environ = {"PATH": "/bin", **environ}
@@ -47,10 +51,12 @@ def _machine_applies() -> bool:
   return name == "glibc" and (major, minor) >= (2, 35) and "[madvise]" in thp
 
 
-@pytest.mark.parametrize("preset", [None, "glibc.malloc.hugetlb=0"])
-def test_cli_runs_its_config_under_the_tunable_in_the_same_process(tmp_path, preset):
-  """The config file (loaded after the re-exec) sees the tunable and the pid the caller
-  started, so signals sent to that pid still reach the run; a preset value is kept."""
+@pytest.mark.parametrize("opt_in, preset", [(True, None), (True, "glibc.malloc.hugetlb=0"),
+                                            (False, None)])
+def test_cli_runs_its_config_under_the_tunable_in_the_same_process(tmp_path, opt_in, preset):
+  """Opted in, the config file (loaded after the re-exec) sees the tunable and the pid the
+  caller started, so signals sent to that pid still reach the run; a preset value is kept.
+  Not opted in, the command runs as started."""
   record = tmp_path / "record.json"
   config = tmp_path / "record_config.py"
   config.write_text(
@@ -59,7 +65,9 @@ def test_cli_runs_its_config_under_the_tunable_in_the_same_process(tmp_path, pre
       f"  with open({str(record)!r}, 'w') as f:\n"
       "    json.dump({'pid': os.getpid(), 'tunables': os.environ.get('GLIBC_TUNABLES')}, f)\n"
       "  raise RuntimeError('recorded')\n")
-  env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+  env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", *ON)}
+  if opt_in:
+    env.update(ON)
   if preset:
     env["GLIBC_TUNABLES"] = preset
   proc = subprocess.Popen(
@@ -72,7 +80,8 @@ def test_cli_runs_its_config_under_the_tunable_in_the_same_process(tmp_path, pre
   if preset:
     assert seen["tunables"] == preset
   else:
-    assert seen["tunables"] == ("glibc.malloc.hugetlb=1" if _machine_applies() else None)
+    applies = opt_in and _machine_applies()
+    assert seen["tunables"] == ("glibc.malloc.hugetlb=1" if applies else None)
 
 
 def test_the_cli_module_loads_no_jax_before_it_re_executes():

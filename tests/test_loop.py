@@ -2,10 +2,12 @@
 
 import io
 import json
+import re
 import signal
 import time
 
 import jax
+import jax.experimental
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -170,3 +172,27 @@ def test_progress_line_ends_before_other_output_and_rates_skip_the_first_step(ca
   assert "\r" not in plain.getvalue()
   assert [line.split()[1] for line in plain.getvalue().splitlines()] == ["1/100", "10/100"]
   capsys.readouterr()
+
+
+def test_progress_counts_finished_steps_and_evaluations_say_their_time(tmp_path, monkeypatch,
+                                                                        capsys):
+  finished, seen = [], []
+  parts = _linear_regression(_config())
+  step_fn = parts["train_step"]
+
+  def train_step(state, batch):
+    state, metrics = step_fn(state, batch)
+    jax.experimental.io_callback(lambda step: finished.append(int(step)), None, state["step"])
+    return state, metrics
+
+  class Recording(Progress):
+    def update(self, n=1, **postfix):
+      super().update(n, **postfix)
+      seen.append((self.done, len(finished)))
+
+  monkeypatch.setattr(loop, "Progress", Recording)
+  loop.run(_config(num_train_steps=7, log_every_steps=3, eval_every_steps=7),
+           str(tmp_path / "run"), **{**parts, "train_step": train_step})
+  assert seen[-1][0] == 7
+  assert all(done <= count for done, count in seen), seen  # never a step still running
+  assert re.search(r"step 7: evaluated in \d+\.\d s \{", capsys.readouterr().out)

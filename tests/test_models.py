@@ -15,35 +15,15 @@ import pytest
 
 from dvq_jax import backends
 from dvq_jax import flat_random
-from dvq_jax.vqvae import defaults
 from dvq_jax.vqvae import likelihoods
 from dvq_jax import vqvae
 from dvq_jax.vqvae import objective
 from dvq_jax.errors import ConfigError
 from dvq_jax.vqvae import layers
-
-IMAGE_SHAPE = (8, 8, 3)  # 2 downsamples -> 2x2 latent positions
-
-
-def tiny_config(quantizer: str = "dvq", likelihood: str = "categorical256", **model):
-  """hidden 16, residual 8, one residual block, K=16, L=2, D=4, two mixture components."""
-  config = defaults.learned_prior()
-  defaults.shrink(config)
-  config.quantizer = quantizer
-  config.likelihood = likelihood
-  config.model.num_mixtures = 2
-  config.model.update(model)
-  return config
-
-
-def tiny_images(batch: int = 2, seed: int = 0) -> jax.Array:
-  rng = np.random.default_rng(seed)
-  return jnp.asarray(rng.integers(0, 256, (batch, *IMAGE_SHAPE)), jnp.uint8)
-
-
-def init(model, images, seed: int = 0):
-  return model.init(jax.random.key(seed, impl="rbg"), images)["params"]
-
+from tests.vqvae_fixtures import IMAGE_SHAPE
+from tests.vqvae_fixtures import init
+from tests.vqvae_fixtures import tiny_config
+from tests.vqvae_fixtures import tiny_images
 
 CODE_SHAPES = {"dvq": (2, 2, 2, 2), "mvq": (2, 2, 2, 2), "vq": (2, 2, 2), "svq": (2, 2, 2)}
 

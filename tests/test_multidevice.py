@@ -1,4 +1,5 @@
-"""Sharded training on 8 simulated CPU devices equals 1 device; two real processes on localhost.
+"""Sharded training on 8 simulated CPU devices equals 1 device; two real processes on localhost;
+a run resumed by another number of processes than wrote its checkpoint (a resized slice).
 
 Each run is a subprocess (`python -m dvq_jax.main`), so XLA_FLAGS can give it 8 CPU devices
 while the rest of the suite keeps one.
@@ -8,6 +9,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,6 +38,8 @@ def _command(data: pathlib.Path, workdir: pathlib.Path, *extra: str, steps: int,
           f"--config.dataset=npz:{data}", f"--config.num_train_steps={steps}",
           "--config.log_every_steps=1", f"--config.checkpoint_every_steps={checkpoint_every}",
           f"--config.eval_every_steps={steps}", "--config.max_eval_examples=0",
+          # 13 of the 32 training images for the unigram histogram: a padded eval batch.
+          "--config.unigram_train_examples=13",
           "--config.batch_size=8", "--config.eval_batch_size=8", f"--workdir={workdir}", *extra]
 
 
@@ -75,6 +79,8 @@ def _assert_same_run(one: pathlib.Path, other: pathlib.Path, step: int) -> None:
   np.testing.assert_allclose(eval_one["recon_bits_per_dim"], eval_other["recon_bits_per_dim"],
                              rtol=1e-4)
   np.testing.assert_allclose(eval_one["perplexity"], eval_other["perplexity"], rtol=1e-5)
+  np.testing.assert_allclose(eval_one["rate_unigram_bits_per_dim"],
+                             eval_other["rate_unigram_bits_per_dim"], rtol=1e-5)
 
 
 def jax_leaves(tree):
@@ -113,6 +119,19 @@ def _wait(procs, logs: pathlib.Path) -> list[str]:
   return outputs
 
 
+def _digest_files(workdir: pathlib.Path, step: int) -> list[str]:
+  return sorted(p.name for p in (workdir / "checkpoints" / str(step) / "digest").glob("*.json"))
+
+
+def _resumable_copy(workdir: pathlib.Path, target: pathlib.Path, step: int) -> pathlib.Path:
+  """A copy of `workdir` whose newest checkpoint is `step` (a run preempted there)."""
+  shutil.copytree(workdir, target)
+  for checkpoint in (target / "checkpoints").glob("[0-9]*"):
+    if int(checkpoint.name) > step:
+      shutil.rmtree(checkpoint)
+  return target
+
+
 def _start_one_process(data, workdir, devices: int, log: pathlib.Path,
                        **kwargs) -> subprocess.Popen:
   with open(log, "w") as out:  # a file: a full pipe would block the process
@@ -121,7 +140,7 @@ def _start_one_process(data, workdir, devices: int, log: pathlib.Path,
 
 
 # One test for all of it, so one single-device run serves both comparisons and the 2-process
-# runs start 3 times, not 5.
+# runs start 4 times, not 6.
 @pytest.mark.slow
 def test_eight_devices_and_two_processes_match_one_and_sigterm_to_one_stops_both_exactly(tmp_path):
   data = _npz(tmp_path / "data.npz")
@@ -143,16 +162,37 @@ def test_eight_devices_and_two_processes_match_one_and_sigterm_to_one_stops_both
   stopped_at = int(stops[0][0])
   assert stopped_at < run["steps"]
   assert (interrupted / "checkpoints" / str(stopped_at)).is_dir()
+  # The slice comes back with one host of 2 devices (2 -> 1 processes) ...
+  shrunk = _resumable_copy(interrupted, tmp_path / "shrunk", stopped_at)
+  shrunk_proc = _start_one_process(data, shrunk, 2, tmp_path / "shrunk_log", **run)
   assert "stopped by signal" not in "".join(_wait(straight, tmp_path / "logs_straight"))
   for proc, name in ((single, "single"), (eight, "eight")):
     assert proc.wait(timeout=600) == 0, (tmp_path / f"{name}_log").read_text()[-3000:]
+  # ... and a 1-process run preempted at its oldest kept checkpoint comes back on 2 hosts
+  # (1 -> 2 processes).
+  resume_at = min(int(p.name) for p in (tmp_path / "single" / "checkpoints").glob("[0-9]*"))
+  assert resume_at < run["steps"]
+  grown = _resumable_copy(tmp_path / "single", tmp_path / "grown", resume_at)
+  grown_procs = _start_two_processes(data, grown, tmp_path / "logs_grown", **run)
   _assert_same_run(tmp_path / "single", tmp_path / "eight", step=run["steps"])
   _assert_same_run(tmp_path / "single", tmp_path / "straight", step=run["steps"])
   # Only process 0 writes metrics: one record per logged step, not two.
   logged = [r["step"] for r in _train_records(tmp_path / "straight")]
   assert logged == list(range(1, run["steps"] + 1))
+  # Each process wrote the digest of the shards it saved; the restores checked them.
+  assert _digest_files(tmp_path / "straight", run["steps"]) == ["process_0.json",
+                                                                 "process_1.json"]
   _wait(_start_two_processes(data, interrupted, tmp_path / "logs_rerun", **run),
         tmp_path / "logs_rerun")
   for a, b in zip(jax_leaves(_params(tmp_path / "straight", run["steps"])),
                   jax_leaves(_params(interrupted, run["steps"])), strict=True):
     np.testing.assert_array_equal(a, b)
+  assert shrunk_proc.wait(timeout=600) == 0, (tmp_path / "shrunk_log").read_text()[-3000:]
+  grown_outputs = _wait(grown_procs, tmp_path / "logs_grown")
+  assert f"restored checkpoint {stopped_at}" in (tmp_path / "shrunk_log").read_text()
+  assert f"restored checkpoint {resume_at}" in grown_outputs[0]
+  # Resumed on another number of processes: the uninterrupted run's numbers, to float32
+  # rounding (the batch's sums are reduced in another order).
+  _assert_same_run(tmp_path / "straight", shrunk, step=run["steps"])
+  _assert_same_run(tmp_path / "single", grown, step=run["steps"])
+  assert _digest_files(grown, run["steps"]) == ["process_0.json", "process_1.json"]

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from skimage.metrics import structural_similarity
 
 from dvq_jax import backends
 from dvq_jax.vqvae import defaults
@@ -18,18 +19,10 @@ from dvq_jax.vqvae import model_fields
 from dvq_jax.vqvae import objective
 from dvq_jax.vqvae import train
 from dvq_jax.errors import ConfigError
-
-IMAGE_SHAPE = (8, 8, 3)
-
-
-def tiny_config(quantizer: str = "dvq", likelihood: str = "categorical256"):
-  """hidden 16, residual 8, one residual block, K=16, L=2, D=4; 8x8 images -> 2x2 latents."""
-  config = defaults.learned_prior()
-  defaults.shrink(config)
-  config.quantizer = quantizer
-  config.likelihood = likelihood
-  config.model.num_mixtures = 2
-  return config
+from tests.vqvae_fixtures import IMAGE_SHAPE
+from tests.vqvae_fixtures import adam_steps
+from tests.vqvae_fixtures import smooth_images
+from tests.vqvae_fixtures import tiny_config
 
 
 def setup(quantizer="dvq", likelihood="categorical256", batch=4, seed=0):
@@ -57,6 +50,43 @@ def test_bits_per_dim_helpers_on_known_values():
   entropy = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
   np.testing.assert_allclose(metrics.perplexity_from_counts(counts), [math.exp(entropy), 4.0],
                              rtol=1e-6)
+
+
+def _ssim_reference(a, b, window: int) -> np.ndarray:
+  """SSIM (Wang et al. 2004) of `(n, H, W, C)` images in [0, 255], float64: a `window`-tap
+  Gaussian (sigma 1.5) over the valid positions, averaged over positions and channels."""
+  taps = np.exp(-0.5 * ((np.arange(window) - window // 2) / 1.5) ** 2)
+  taps /= taps.sum()
+  blur = lambda v: np.apply_along_axis(np.convolve, 2, np.apply_along_axis(
+      np.convolve, 1, v, taps, "valid"), taps, "valid")
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  mu_a, mu_b = blur(a), blur(b)
+  var_a, var_b = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2
+  cov = blur(a * b) - mu_a * mu_b
+  c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+  ssim = (((2 * mu_a * mu_b + c1) * (2 * cov + c2))
+          / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)))
+  return ssim.mean(axis=(1, 2, 3))
+
+
+@pytest.mark.parametrize("size", [8, 16, 32])
+def test_ssim_against_skimage_and_a_numpy_reference(size):
+  rng = np.random.default_rng(size)
+  images = rng.integers(0, 256, (3, size, size, 3)).astype(np.uint8)
+  recon = np.clip(images + rng.normal(0.0, 40.0, images.shape), 0, 255).astype(np.float32)
+  recon[0] = images[0]
+  ours = np.asarray(metrics.ssim(recon, images))
+  assert ours.shape == (3,) and ours[0] == pytest.approx(1.0, abs=1e-6)
+  assert np.all(ours[1:] < 0.95)
+  # Images under 11 pixels a side: the largest odd window that fits (7 for 8x8).
+  np.testing.assert_allclose(ours, _ssim_reference(recon, images, min(11, size - 1 + size % 2)),
+                             rtol=1e-4)
+  if size >= 11:  # skimage's Gaussian SSIM has an 11-tap window only
+    expected = [structural_similarity(
+        r.astype(np.float64), x.astype(np.float64), data_range=255, channel_axis=-1,
+        gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+        for r, x in zip(recon, images)]
+    np.testing.assert_allclose(ours, expected, rtol=1e-4)
 
 
 @pytest.mark.parametrize("quantizer,expected", [("dvq", 8 * 8 * 8), ("mvq", 8 * 8 * 8),
@@ -111,6 +141,7 @@ def test_eval_stats_count_only_masked_examples(quantizer):
   sq_error = np.square(recon - np.asarray(real, np.float64)).sum()
   np.testing.assert_allclose(stats["nll_nats"], nll.sum(), rtol=1e-5)
   np.testing.assert_allclose(stats["sq_error"], sq_error, rtol=1e-4)
+  np.testing.assert_allclose(stats["ssim"], _ssim_reference(recon, real, 7).sum(), rtol=1e-4)
   assert float(stats["count"]) == 3.0
   # Histogram of each codebook's codes, from encode() by the layout documented per quantizer.
   codes = np.asarray(model.apply({"params": params}, real, method=model.encode))
@@ -127,34 +158,6 @@ def test_eval_stats_count_only_masked_examples(quantizer):
   np.testing.assert_array_equal(stats["code_counts"], expected)
   per_position = {"vq": 1, "svq": 1, "rvq": 4}.get(quantizer, 2)
   assert stats["code_counts"].sum() == 3 * 4 * per_position
-
-
-def smooth_images() -> jax.Array:
-  """4 smooth 8x8 images, a colour plus a horizontal ramp each: easy to learn on."""
-  rng = np.random.default_rng(0)
-  base = rng.integers(60, 190, (4, 1, 1, 3))
-  ramp = np.arange(8)[None, None, :, None] * rng.integers(-6, 7, (4, 1, 1, 3))
-  return jnp.asarray(np.broadcast_to(base + ramp, (4, *IMAGE_SHAPE)), jnp.uint8)
-
-
-def adam_steps(model, params, images, steps: int, learning_rate: float = 1e-3):
-  """`steps` jitted Adam steps on one batch -> (losses, recon bits/dim), one entry a step."""
-  tx = optax.adam(learning_rate)
-
-  @jax.jit
-  def step(params, opt_state):
-    (loss, aux), grads = jax.value_and_grad(objective.loss_fn, has_aux=True)(
-        params, model, images)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss, aux
-
-  opt_state = tx.init(params)
-  losses, bits = [], []
-  for _ in range(steps):
-    params, opt_state, loss, aux = step(params, opt_state)
-    losses.append(float(loss))
-    bits.append(float(aux["recon_bits_per_dim"]))
-  return losses, bits
 
 
 def test_a_few_adam_steps_lower_the_loss():

@@ -33,12 +33,16 @@ def test_every_trained_config_is_found():
           "configs/prior.py:small"} <= set(specs)
 
 
-def test_every_train_step_compiles_for_a_tpu_slice():
+def _tpu_or_skip(topology: str) -> chips.Target:
   try:
-    target = chips.target("v5e:2x2")
+    return chips.target(topology)
   except ConfigError as e:
     pytest.skip(f"TPU ahead-of-time compilation is not available here, so it was NOT checked:"
                 f" {e}")
+
+
+def test_every_train_step_compiles_for_a_tpu_slice():
+  target = _tpu_or_skip("v5e:2x2")
   mesh = sharding.make_mesh(target.devices)
   results = plan_compiles.compile_distinct(plan_compiles.train_steps(mesh))
   for spec, result in results.items():
@@ -46,6 +50,17 @@ def test_every_train_step_compiles_for_a_tpu_slice():
     assert 0 < result.memory_bytes < target.chip.hbm_bytes, spec
     # Data parallel: the gradients are summed over the 4 chips.
     assert result.collectives.get("all-reduce", {}).get("count", 0) >= 1, (spec, result)
+
+
+@pytest.mark.extended  # full-size configs: minutes of TPU compilation each on 2 cores
+@pytest.mark.parametrize("spec", [s.removesuffix(":small") for s in plan_compiles.trained_configs()])
+def test_full_size_train_steps_compile_and_fit_a_v5e_4x4_slice(spec):
+  _tpu_or_skip("v5e:4x4")
+  result = planner.plan(config_files.load(spec), "v5e:4x4", only=("train_step",),
+                        vqvae_config=config_files.load(plan_compiles.FULL_VQVAE_FOR_PRIOR))
+  (step,) = result.programs
+  assert step.analysis.flops > 0 and report.fit_errors(result) == []
+  assert step.analysis.collectives["all-reduce"]["count"] >= 1
 
 
 _CPU8_SCRIPT = """
@@ -86,6 +101,13 @@ def test_matmul_flops_and_bytes_match_hand_counts():
   assert cost["flops"] == 2 * 64 * 128 * 32
 
 
+def test_batched_matmul_flops_match_hand_count():
+  q, k = jnp.ones((2, 16, 4, 8), jnp.float32), jnp.ones((2, 16, 4, 8), jnp.float32)
+  text, cost = _compiled_text(lambda a, b: jnp.einsum("bqhd,bkhd->bhqk", a, b), q, k)
+  assert sum(o.flops for o in fusions.operations(text)) == 2 * (2 * 4 * 16 * 16) * 8
+  assert cost["flops"] == 2 * (2 * 4 * 16 * 16) * 8
+
+
 def test_loop_bodies_count_once_per_iteration():
   def body(_, carry):
     return jnp.tanh(carry @ carry)
@@ -103,6 +125,15 @@ def test_convolution_flops_match_hand_count():
       a, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
   text, _ = _compiled_text(conv, images, kernel)
   assert sum(o.flops for o in fusions.operations(text)) == 2 * (2 * 8 * 8 * 16) * 9 * 3
+
+
+def test_transposed_convolution_counts_only_the_taps_that_hit_inputs():
+  images, kernel = jnp.ones((1, 4, 4, 3), jnp.float32), jnp.ones((4, 4, 3, 5), jnp.float32)
+  upsample = lambda a, k: jax.lax.conv_transpose(a, k, (2, 2), "SAME",
+                                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  text, _ = _compiled_text(upsample, images, kernel)
+  # Stride 2 with a 4x4 kernel: each of the 8x8x5 outputs sums 2x2 taps over 3 channels.
+  assert sum(o.flops for o in fusions.operations(text)) == 2 * (8 * 8 * 5) * 4 * 3
 
 
 def test_shape_bytes_pads_to_layout_tiles():

@@ -195,8 +195,11 @@ def test_sampling_with_and_without_cache_draw_the_same_codes(top_k, condition_on
   with_cache = sampling.sample_tokens(params, jax.random.key(3), 1.0, **args)
   without = sampling.sample_tokens(params, jax.random.key(3), 1.0, use_cache=False, **args)
   assert with_cache.shape == (8, model.ordering.num_tokens)
-  assert np.mean(np.asarray(with_cache) == np.asarray(without)) > 0.95  # float ties aside
+  # The two paths' log-probs differ by float rounding (~1e-6); the same noise then draws the
+  # same codes unless a draw sits on a near-tie, which these draws do not.
+  np.testing.assert_array_equal(with_cache, without)
   assert 0 <= int(with_cache.min()) and int(with_cache.max()) < 5
+  assert len(np.unique(np.asarray(with_cache))) >= 3  # real draws, not one repeated code
   if top_k:  # every draw is one of the 2 most likely codes given its prefix
     log_probs = np.asarray(model.apply({"params": params}, with_cache))
     rank = (log_probs > np.take_along_axis(log_probs, np.asarray(with_cache)[..., None],

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dvq_jax import figures
 from dvq_jax import prior
 from dvq_jax import sample
 from dvq_jax.errors import ConfigError
@@ -18,16 +19,8 @@ from tests import prior_fixtures
 
 
 def _config(vqvae_workdir, **overrides):
-  config = config_files.load("configs/prior.py:small")
-  with config.unlocked():
-    config.vqvae_workdir = str(vqvae_workdir)
-    for key, value in overrides.items():
-      target = config
-      *parents, leaf = key.split(".")
-      for parent in parents:
-        target = target[parent]
-      target[leaf] = value
-  return config
+  return config_files.load_with("configs/prior.py:small", vqvae_workdir=str(vqvae_workdir),
+                                 **overrides)
 
 
 @pytest.mark.slow  # three compiled programs (encoder, prior step, sampler): ~30 s idle
@@ -72,12 +65,18 @@ def test_train_eval_load_and_sample(tmp_path):
   np.testing.assert_allclose(np.stack(step_rows, 1), log_probs, atol=2e-5)
 
   output = tmp_path / "out" / "samples.png"
+  output.parent.mkdir()  # outputs go into an existing folder
   drawn = sample.write_samples(str(workdir), str(output), num_samples=5, seed=1)
   assert drawn["codes"].shape == (5, 4, 4, 2) and drawn["images"].shape == (5, 16, 16, 3)
   stored = np.load(tmp_path / "out" / "samples.npz")
   np.testing.assert_array_equal(stored["images"], drawn["images"])
   np.testing.assert_array_equal(stored["images"], loaded.tokenizer.decode(stored["codes"]))
-  assert Image.open(output).size == (3 * 18 + 2, 2 * 18 + 2)
+  figure = np.asarray(Image.open(output).convert("RGB"))
+  scale = figures.display_scale(16, 16)
+  for image in drawn["images"]:  # each sample once in the grid, upscaled nearest-neighbour
+    big = image.repeat(scale, 0).repeat(scale, 1)
+    windows = np.lib.stride_tricks.sliding_window_view(figure, big.shape)[..., 0, :, :, :]
+    assert (windows == big).all(axis=(2, 3, 4)).sum() == 1
 
 
 def test_recon_comes_from_the_vqvaes_eval_json_at_the_same_step(tmp_path):

@@ -8,8 +8,8 @@ import pytest
 from dvq_jax import quantizers as q
 from tests.conftest import brute_force_codes
 from tests.conftest import reference_quantize
-from tests.test_quantizers import make_inputs
-from tests.test_quantizers import run
+from tests.quantizer_fixtures import make_inputs
+from tests.quantizer_fixtures import run
 
 # (kind, batch shape -- (B, P) for spatial --, L, K, D, slice_sizes)
 CASES = [
@@ -78,22 +78,24 @@ def test_non_finite_codebook_row_is_never_chosen_and_makes_the_loss_nan(case):
       np.testing.assert_allclose(out.commitment_loss, want["commitment_loss"], rtol=1e-5)
 
 
-def test_nearest_codes_with_non_finite_rows_over_codebook_chunks():
-  """K = 10,000 is searched in codebook chunks: a poisoned row in any chunk is skipped, a
-  poisoned x row gets code 0, and a codebook with no finite row gives code 0 everywhere."""
+@pytest.mark.parametrize("form", ["argmin", "two_pass"])
+def test_nearest_codes_with_non_finite_rows_over_codebook_chunks(form):
+  """K = 65,536 is searched in codebook chunks by both forms: a poisoned row in any chunk is
+  skipped, a poisoned x row gets code 0, and a codebook with no finite row gives code 0
+  everywhere."""
   rng = np.random.default_rng(0)
-  x, e = rng.normal(size=(300, 3)), rng.normal(size=(10_000, 3))
-  bad_rows = [0, 3333, 5000, 9999]
+  x, e = rng.normal(size=(120, 3)), rng.normal(size=(65_536, 3))
+  bad_rows = [0, 3333, 40_000, 65_535]
   e_bad, e_far = e.copy(), e.copy()
   e_bad[bad_rows, 1] = [np.nan, np.inf, -np.inf, np.nan]
   e_far[bad_rows] = 1e6
-  x[[0, 150, 299], [0, 1, 2]] = [np.nan, np.inf, -np.inf]
-  search = jax.jit(q.nearest_codes)
+  x[[0, 60, 119], [0, 1, 2]] = [np.nan, np.inf, -np.inf]
+  search = jax.jit(lambda x, e: q.nearest_codes(x, e, form=form))
   codes = np.asarray(search(jnp.asarray(x, jnp.float32), jnp.asarray(e_bad, jnp.float32)))
   want = brute_force_codes(np.nan_to_num(x, posinf=0, neginf=0, nan=0), e_far)
-  want[[0, 150, 299]] = 0
+  want[[0, 60, 119]] = 0
   np.testing.assert_array_equal(codes, want)
-  all_bad = search(jnp.asarray(x, jnp.float32), jnp.full((10_000, 3), jnp.nan, jnp.float32))
+  all_bad = search(jnp.asarray(x, jnp.float32), jnp.full((65_536, 3), jnp.nan, jnp.float32))
   np.testing.assert_array_equal(all_bad, 0)
 
 

@@ -4,8 +4,8 @@ The check runs in a subprocess (`XLA_FLAGS` must give it 8 devices before jax st
 of the suite keeps one). For every quantizer it compiles `jax.grad` of `sum(quantized) + loss`
 with z sharded over a `data` mesh axis and the codebooks replicated, and asserts that the HLO
 holds no all-gather (the search used to gather the latents and loop over the global rows) and
-that the codes equal the unsharded codes. The same for the gradient of the VQ-VAE loss of
-`configs/cifar10.py:small`, whole and in two microbatches.
+that the codes equal the unsharded codes (for DVQ with both search forms). The same for the
+gradient of the VQ-VAE loss of `configs/cifar10.py:small`, whole and in two microbatches.
 """
 
 import json
@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import run_on_8_devices
 
 SCRIPT = r'''
-import json, re
+import json, os, re
 import jax, jax.numpy as jnp, numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from dvq_jax import flat_random
@@ -41,8 +41,11 @@ cases = {
     "vector_quantize": (q.vector_quantize, normal(0, (128, 8, 8, 8)), normal(1, (512, 8))),
     "spatial_quantize": (q.spatial_quantize, normal(0, (128, 64, 8)), normal(1, (8, 512, 8))),
 }
+# The accelerators' search form too (this runs on CPU, whose default is "two_pass").
+cases["depthwise_quantize argmin"] = cases["depthwise_quantize"]
 report = {}
 for name, (quantize, z, codebooks) in cases.items():
+  os.environ["DVQ_NEAREST_SEARCH"] = "argmin" if name.endswith("argmin") else "two_pass"
   def objective_fn(z, e, quantize=quantize):
     out = quantize(z, e)
     return jnp.sum(out.quantized) + out.loss
@@ -57,6 +60,8 @@ for name, (quantize, z, codebooks) in cases.items():
                                                               quantize(z, e).codes)(z, codebooks))),
       "codes_sharded": len(sharded_codes.sharding.device_set) == 8,
   }
+
+del os.environ["DVQ_NEAREST_SEARCH"]
 
 config = config_files.load("configs/cifar10.py:small")
 model = build_model(config, (32, 32, 3))

@@ -11,13 +11,9 @@ from dvq_jax import quantizers as q
 from tests.conftest import brute_force_codes
 from tests.conftest import reference_quantize
 from tests.conftest import sq_distances
+from tests.quantizer_fixtures import make_inputs
+from tests.quantizer_fixtures import run
 
-QUANTIZE = {
-    "vector": q.vector_quantize,
-    "depthwise": q.depthwise_quantize,
-    "multi": q.multi_codebook_quantize,
-    "spatial": q.spatial_quantize,
-}
 LOOKUP = {
     "vector": q.vector_lookup,
     "depthwise": q.depthwise_lookup,
@@ -44,39 +40,6 @@ CASE_IDS = [f"{c[0]}-{c[1]}-L{c[2]}K{c[3]}D{c[4]}" + (f"-s{c[5]}" if c[5] else "
 # One case per quantizer (and unequal DVQ slices) for the costlier checks.
 ONE_EACH = [CASES[1], CASES[5], CASES[6], CASES[8], CASES[9]]
 ONE_EACH_IDS = [CASE_IDS[CASES.index(c)] for c in ONE_EACH]
-
-
-def make_inputs(case, data: str, seed: int = 0, dtype=jnp.float32):
-  """z and codebooks for a case: "int" = small integers with duplicated codebook rows, so that
-  exact distance ties are everywhere; "normal" = Gaussian."""
-  kind, batch, num_codebooks, size, dim, slice_sizes = case
-  rng = np.random.default_rng(seed)
-  features = {"depthwise": sum(slice_sizes) if slice_sizes else num_codebooks * dim,
-              "vector": dim, "multi": dim, "spatial": dim}[kind]
-  if data == "int":
-    z = rng.integers(-2, 3, batch + (features,))
-    codebooks = rng.integers(-2, 3, (num_codebooks, size, dim))
-    half = size // 2
-    codebooks[:, size - half:] = codebooks[:, :half]  # exact duplicates: the first must win
-  else:
-    z = rng.normal(size=batch + (features,))
-    codebooks = rng.normal(size=(num_codebooks, size, dim))
-  if kind == "vector":
-    codebooks = codebooks[0]
-  return jnp.asarray(z, dtype), jnp.asarray(codebooks, dtype)
-
-
-@functools.cache
-def _quantizer(kind: str, slice_sizes, jit: bool):
-  fn = QUANTIZE[kind]
-  if slice_sizes:
-    fn = functools.partial(fn, slice_sizes=slice_sizes)
-  return jax.jit(fn) if jit else fn
-
-
-def run(case, z, codebooks, *, beta: float = 0.25, jit: bool = True) -> q.QuantizerOutput:
-  """The case's quantizer, jitted by default: one compile per shape instead of one per op."""
-  return _quantizer(case[0], case[5], jit)(z, codebooks, beta=beta)
 
 
 def assert_outputs_close(out: q.QuantizerOutput, ref, rtol: float = 1e-5) -> None:
@@ -317,7 +280,7 @@ def test_large_codebooks_are_searched_in_chunks_with_ties_to_the_lowest_index():
   rng = np.random.default_rng(0)
   x, e = rng.integers(-4, 5, (600, 3)), rng.integers(-4, 5, (4000, 3))
   e = np.concatenate([e, e, e])
-  assert _nearest._plan(600, len(e))[2] < len(e)  # chunked
+  assert _nearest._plan(600, 1, len(e), _nearest._FORMS[_nearest.search_form()])[2] < len(e)
   codes = np.asarray(jax.jit(q.nearest_codes)(jnp.asarray(x, jnp.float32),
                                               jnp.asarray(e, jnp.float32)))
   np.testing.assert_array_equal(codes, brute_force_codes(x, e))

@@ -3,21 +3,19 @@
 import pathlib
 import re
 
+import numpy as np
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _python_blocks(path: pathlib.Path) -> list[str]:
-  return re.findall(r"^```python\n(.*?)^```", path.read_text(encoding="utf-8"), re.M | re.S)
-
-
-def test_readme_python_blocks_run():
-  blocks = _python_blocks(ROOT / "README.md")
+def test_readme_python_blocks_run_and_the_quantizer_example_gets_gradients():
+  blocks = re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(encoding="utf-8"),
+                      re.M | re.S)
   assert blocks, "README.md has no ```python block"
+  namespace = {}
   for block in blocks:
-    namespace = {}
     exec(compile(block, "README.md", "exec"), namespace)  # pylint: disable=exec-used
-    # The quantizer example ends with the gradients: both must be finite and reach both inputs.
-    if "dcodebooks" in namespace:
-      import numpy as np  # pylint: disable=import-outside-toplevel
-      assert np.isfinite(namespace["dz"]).all() and np.abs(namespace["dz"]).sum() > 0
-      assert np.isfinite(namespace["dcodebooks"]).all() and np.abs(namespace["dcodebooks"]).sum() > 0
+  # The quantizer example ends with the gradients: finite, and reaching both z and the codebooks.
+  for name in ("dz", "dcodebooks"):
+    gradient = np.asarray(namespace[name])
+    assert np.isfinite(gradient).all() and np.abs(gradient).sum() > 0, name

@@ -59,6 +59,7 @@ def test_bad_workdir_and_codes_give_one_line_errors(tmp_path):
 def test_tokenize_cli_writes_both_splits(tmp_path):
   workdir = prior_fixtures.vqvae_workdir(tmp_path)
   output = tmp_path / "out" / "codes.npz"
+  output.parent.mkdir()
   tokenize.tokenize(str(workdir), str(output))
   codes = np.load(output)
   meta = json.loads((tmp_path / "out" / "codes.json").read_text())

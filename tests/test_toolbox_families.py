@@ -11,6 +11,7 @@ from absl.testing import parameterized
 
 from dvq_jax import quantizers as q
 from tests.conftest import brute_force_codes
+from tests.conftest import rotation_matrix
 
 
 def _rvq_reference(x, codebooks):
@@ -25,14 +26,6 @@ def _rvq_reference(x, codebooks):
     grad += 2.0 / len(x) * diff
     residual = diff
   return np.stack(codes, -1), x - residual, loss, grad
-
-
-def _rotation_matrix(z, e):
-  z_hat, e_hat = z / np.linalg.norm(z), e / np.linalg.norm(e)
-  r = (z_hat + e_hat) / np.linalg.norm(z_hat + e_hat)
-  eye = np.eye(len(z))
-  return np.linalg.norm(e) / np.linalg.norm(z) * (eye - 2 * np.outer(r, r)
-                                                  + 2 * np.outer(e_hat, z_hat))
 
 
 def _fsq_reference(z, levels):
@@ -131,7 +124,7 @@ class FamiliesTest(parameterized.TestCase):
     np.testing.assert_allclose(value, e, rtol=1e-6)
     grad = self.variant(jax.grad(lambda z: jnp.sum(q.rotation_trick(z, e) * g)))(z)
     for n in range(5):
-      rotation = _rotation_matrix(z[n].astype(np.float64), e[n].astype(np.float64))
+      rotation = rotation_matrix(z[n].astype(np.float64), e[n].astype(np.float64))
       np.testing.assert_allclose(rotation @ z[n], e[n], rtol=1e-5, atol=1e-6)  # lambda R z = e
       np.testing.assert_allclose(grad[n], rotation.T @ g[n], rtol=1e-4, atol=1e-6)
     # No gradient reaches the code vectors through the estimator.
@@ -147,7 +140,7 @@ def test_rotation_in_rvq_rotates_onto_the_sum_and_handles_degenerate_vectors():
   grad = jax.jit(jax.grad(lambda z: jnp.sum(
       q.residual_quantize(z, codebooks, gradient_estimator="rotation").quantized * g)))(z)
   for n in range(3):
-    rotation = _rotation_matrix(z[n].astype(np.float64), np.asarray(out.quantized[n], np.float64))
+    rotation = rotation_matrix(z[n].astype(np.float64), np.asarray(out.quantized[n], np.float64))
     np.testing.assert_allclose(grad[n], rotation.T @ g[n], rtol=1e-4, atol=1e-5)
   # z = 0 and z = -e: finite gradients, value still e.
   zero = jnp.zeros((1, 3))

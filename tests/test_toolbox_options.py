@@ -7,7 +7,7 @@ import pytest
 
 from dvq_jax import quantizers as q
 from tests.conftest import reference_quantize
-from tests.test_quantizers import QUANTIZE
+from tests.quantizer_fixtures import QUANTIZE
 # kind -> (z shape, codebooks shape)
 SHAPES = {
     "vector": ((3, 5, 4), (9, 4)),

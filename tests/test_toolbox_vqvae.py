@@ -17,11 +17,12 @@ from dvq_jax.errors import ConfigError
 from dvq_jax.vqvae import evaluate
 from dvq_jax.vqvae import objective
 from dvq_jax.vqvae import train
-from tests.test_objective import IMAGE_SHAPE
-from tests.test_objective import adam_steps
-from tests.test_objective import smooth_images
-from tests.test_objective import tiny_config
-from tests.test_train import _small
+from tests.conftest import rotation_matrix
+from tests.vqvae_fixtures import IMAGE_SHAPE
+from tests.vqvae_fixtures import adam_steps
+from tests.vqvae_fixtures import smooth_images
+from tests.vqvae_fixtures import tiny_config
+from tests.vqvae_fixtures import small
 
 # tiny_config: L = 2, K = 16, D = 4; rvq M = 2 stages; fsq levels (8, 5, 5, 5); 2x2 latents.
 FAMILIES = {
@@ -93,20 +94,37 @@ def test_cosine_decodes_to_unit_vectors(quantizer):
   np.testing.assert_allclose(looked_up, out.quant.quantized, atol=1e-6)
 
 
-def test_rotation_changes_the_encoder_gradient_not_the_forward_pass():
+def test_rotation_turns_each_slices_latent_gradient_and_keeps_the_forward_pass():
   _, st, params = _model("dvq")
   _, rot, _ = _model("dvq", gradient_estimator="rotation")
   images = _images()
   np.testing.assert_allclose(rot.apply({"params": params}, images).head,
                              st.apply({"params": params}, images).head, atol=1e-5)
-  grad = lambda m: jax.grad(lambda p: objective.loss_fn(p, m, images)[0])(params)
-  g_st, g_rot = grad(st)["encoder"]["Conv_0"]["kernel"], grad(rot)["encoder"]["Conv_0"]["kernel"]
-  assert np.abs(np.asarray(g_st) - np.asarray(g_rot)).max() > 1e-6
+  apply = lambda model, method, *args: model.apply({"params": params}, *args, method=method)
+  latents = apply(st, st.latents, images)  # (3, 2, 2, L*D), L = 2 slices of D = 4
+  quantized = apply(st, lambda m, z: m.quantize(z).quantized, latents)
+  cotangent = jax.random.normal(jax.random.key(1), st.apply({"params": params}, images).head.shape)
+  read_out = lambda m, e: jnp.sum(m.decoder(e) * cotangent)  # any function of the decoder's output
+  # What reaches the latents: the read-out's gradient through the estimator, plus the
+  # quantizer loss's own (commitment) gradient, which no estimator changes.
+  downstream = lambda m, z: read_out(m, m.quantize(z).quantized) + m.quantize(z).loss
+  grad = lambda model: np.asarray(
+      jax.grad(lambda z: apply(model, downstream, z))(latents), np.float64).reshape(-1, 4)
+  g_code = np.asarray(jax.grad(lambda e: apply(st, read_out, e))(quantized),
+                      np.float64).reshape(-1, 4)
+  g_loss = np.asarray(jax.grad(lambda z: apply(st, lambda m, z: m.quantize(z).loss, z))(latents),
+                      np.float64).reshape(-1, 4)
+  np.testing.assert_allclose(grad(st), g_code + g_loss, rtol=1e-4, atol=1e-7)  # identity
+  z = np.asarray(latents, np.float64).reshape(-1, 4)
+  e = np.asarray(quantized, np.float64).reshape(-1, 4)
+  expected = np.stack([rotation_matrix(z_n, e_n).T @ g_n for z_n, e_n, g_n in zip(z, e, g_code)])
+  np.testing.assert_allclose(grad(rot), expected + g_loss, rtol=1e-4, atol=1e-7)
+  assert np.abs(expected - g_code).max() > 0.1 * np.abs(g_code).max()  # a real turn, not identity
 
 
 @pytest.mark.parametrize("quantizer", ["rvq", "fsq", "lfq"])
 def test_eval_json_rates_of_the_families(tmp_path, quantizer):
-  config = _small(quantizer=quantizer, num_train_steps=1, eval_every_steps=1,
+  config = small(quantizer=quantizer, num_train_steps=1, eval_every_steps=1,
                   checkpoint_every_steps=1, num_recon_images=0)
   with tfds.testing.mock_data(num_examples=20):
     result = train.train_and_evaluate(config, str(tmp_path))
@@ -136,8 +154,9 @@ def test_unigram_rate_uses_the_code_alphabet(quantizer):
   columns = codes.reshape(-1, codes.shape[-1])
   alphabet = FAMILIES[quantizer]["alphabet"]
   assert counts.shape == (columns.shape[1], alphabet)
-  sums = {"count": 4.0, "nll_nats": 1.0, "sq_error": 1.0, "code_counts": counts}
+  sums = {"count": 4.0, "nll_nats": 1.0, "sq_error": 1.0, "ssim": 3.0, "code_counts": counts}
   result = evaluate.finalize(sums, config, IMAGE_SHAPE, counts)
+  assert result["ssim"] == 0.75  # the mean over the 4 images
   # numpy: -sum over columns and codes of n log2((n + 1/2) / (N + A/2)).
   n = np.stack([np.bincount(c, minlength=alphabet) for c in columns.T]).astype(np.float64)
   bits = -np.sum(n * np.log2((n + 0.5) / (n.sum(-1, keepdims=True) + alphabet / 2)))

@@ -4,7 +4,7 @@
   images = codec.decompress(data)                                # bit for bit
 
 CLI: `python -m dvq_jax.codec compress|decompress` (see `dvq_jax/codec/__main__.py`). The file
-format is described in `dvq_jax/codec/container.py` and the README.
+format is described in `dvq_jax/codec/container.py` and docs/codec.md.
 """
 
 from dvq_jax.codec.coding import compress

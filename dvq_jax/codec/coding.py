@@ -12,6 +12,8 @@ it back).
 """
 
 import hashlib
+import math
+import os
 from collections.abc import Callable
 
 import constriction
@@ -21,8 +23,9 @@ import numpy as np
 from dvq_jax.codec import container
 from dvq_jax.codec import tables
 from dvq_jax.codec.container import CodecError
+from dvq_jax.training.progress import Progress
 
-MAX_BATCH_SIZE = 64
+DEFAULT_BATCH_SIZE = 64
 
 _Code = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -98,7 +101,7 @@ def _check_images(images, image_shape) -> np.ndarray:
 
 
 def compress(images, prior, *, mode: str = "lossless", batch_size: int | None = None,
-             workdir: str | None = None) -> bytes:
+             workdir: str | None = None, names=(), progress: bool = False) -> bytes:
   """Images -> the bytes of a .dvqz file (header + range-coded payload).
 
   Args:
@@ -112,6 +115,8 @@ def compress(images, prior, *, mode: str = "lossless", batch_size: int | None = 
       header; only speed depends on it.
     workdir: the prior workdir recorded in the header as decompress's default; None records
       `prior` when it is a path, else nothing.
+    names: the images' file names, recorded for decompress to write back (or none).
+    progress: draw a progress line in images on stderr.
 
   Returns:
     The file's bytes; `decompress` reads them back.
@@ -121,9 +126,10 @@ def compress(images, prior, *, mode: str = "lossless", batch_size: int | None = 
   loaded = _load(prior)
   tokenizer = loaded.tokenizer
   images = _check_images(images, tokenizer.image_shape)
-  batch_size = batch_size or min(len(images), MAX_BATCH_SIZE)
-  if not 1 <= batch_size < 2**16:
-    raise CodecError(f"batch_size = {batch_size} is outside [1, 65535]; pass a smaller one")
+  batch_size = batch_size or min(len(images), DEFAULT_BATCH_SIZE)
+  if not 1 <= batch_size <= container.MAX_BATCH_SIZE:
+    raise CodecError(f"batch_size = {batch_size} is outside [1, {container.MAX_BATCH_SIZE}]")
+  names = container.check_names(names, len(images))
   encoder = constriction.stream.queue.RangeEncoder()
   family = _family()
 
@@ -132,6 +138,7 @@ def compress(images, prior, *, mode: str = "lossless", batch_size: int | None = 
     return symbols
 
   decoded = np.empty_like(images)
+  bar = Progress(len(images), "compress", unit="image", enabled=progress)
   for start in range(0, len(images), batch_size):
     chunk = images[start:start + batch_size]
     count = len(chunk)
@@ -141,12 +148,14 @@ def compress(images, prior, *, mode: str = "lossless", batch_size: int | None = 
     tokens[count:] = 0
     _code_chunk(loaded, mode, tokens, pixels, count, write)
     decoded[start:start + count] = pixels[:count]
+    bar.update(count)
+  bar.close()
   payload = np.ascontiguousarray(encoder.get_compressed(), "<u4").tobytes()
   header = container.Header(
       mode=mode, count=len(images), image_shape=tuple(images.shape[1:]), batch_size=batch_size,
       vqvae_digest=_digest(tokenizer.checkpoint_digest),
       prior_digest=_digest(loaded.checkpoint_digest), images_crc=container.images_crc(decoded),
-      prior_workdir=workdir or (prior if isinstance(prior, str) else ""))
+      prior_workdir=workdir or (prior if isinstance(prior, str) else ""), names=names)
   return container.pack(header, payload)
 
 
@@ -155,13 +164,28 @@ def read_header(data: bytes) -> container.Header:
   return container.unpack(data)[0]
 
 
-def decompress(data: bytes, prior=None) -> np.ndarray:
-  """The bytes of a .dvqz file -> uint8 `(N, H, W, C)` images.
+def _check_fits_in_memory(header: container.Header) -> None:
+  """A forged count (the CRC only proves the header was written as it is) must not allocate."""
+  size = header.count * math.prod(header.image_shape)
+  try:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  except (ValueError, OSError, AttributeError):  # not POSIX: no bound to check against
+    return
+  if size > memory // 2:
+    raise CodecError(f"the file holds {header.count} images of {header.image_shape}"
+                     f" ({size / 2**30:.1f} GiB), more than half this machine's memory; the header"
+                     " is corrupted, or decompress it on a larger machine")
+
+
+def decompress(data: bytes, prior=None, *, progress: bool = False) -> np.ndarray:
+  """The bytes of a .dvqz file -> uint8 `(N, H, W, C)` images (`read_header(data).names` holds
+  their file names, if the images came from files).
 
   Args:
     data: what `compress` returned.
     prior: the prior workdir or loaded prior it was compressed with; None uses the workdir
       recorded in the header.
+    progress: draw a progress line in images on stderr.
 
   Raises:
     CodecError: the file is not ours, truncated, corrupted, made with other checkpoints, or
@@ -169,6 +193,7 @@ def decompress(data: bytes, prior=None) -> np.ndarray:
       differently on another kind of machine).
   """
   header, payload = container.unpack(data)
+  _check_fits_in_memory(header)
   if prior is None:
     if not header.prior_workdir:
       raise CodecError("the file records no prior workdir; pass the one it was compressed with"
@@ -199,12 +224,15 @@ def decompress(data: bytes, prior=None) -> np.ndarray:
 
   images = np.zeros((header.count,) + tuple(header.image_shape), np.uint8)
   batch_size = header.batch_size
+  bar = Progress(header.count, "decompress", unit="image", enabled=progress)
   for start in range(0, header.count, batch_size):
     count = min(batch_size, header.count - start)
     pixels = np.zeros((batch_size,) + tuple(header.image_shape), np.uint8)
     tokens = np.zeros((batch_size, loaded.num_tokens), np.int32)
     _code_chunk(loaded, header.mode, tokens, pixels, count, read)
     images[start:start + count] = pixels[:count]
+    bar.update(count)
+  bar.close()
   if container.images_crc(images) != header.images_crc:
     raise CodecError("the decoded images fail the file's CRC32 (the probabilities differ from"
                      " the compressing machine's, or the file is corrupted); nothing was written")

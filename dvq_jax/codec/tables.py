@@ -61,9 +61,3 @@ def subpixel_counts(likelihood: str, head: jax.Array, images: np.ndarray, channe
   known[..., channel:] = 0
   log_pmf = channel_log_pmf(likelihood, head, jnp.asarray(known), channel)
   return quantize(np.asarray(log_pmf[:count]).reshape(-1, 256))
-
-
-def ideal_bits(counts: np.ndarray, symbols: np.ndarray) -> float:
-  """-log2 of the quantized probabilities of `symbols` `(n,)` under `counts` `(n, A)`."""
-  picked = counts[np.arange(len(symbols)), symbols].astype(np.float64)
-  return float(np.sum(PRECISION_BITS - np.log2(picked)))

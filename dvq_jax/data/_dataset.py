@@ -137,12 +137,14 @@ def image_shape(config) -> tuple[int, int, int]:
   return load(config).image_shape
 
 
-class _Prefix:
-  """The first `count` images of a source."""
+class _Subset:
+  """`count` images of a source: its first ones, or (`spread`) image i is
+  `source[i * len(source) // count]`."""
 
-  def __init__(self, source: ImageSource, count: int):
+  def __init__(self, source: ImageSource, count: int, *, spread: bool):
     self._source = source
     self._count = min(count, len(source))
+    self._spread = spread
 
   def __len__(self) -> int:
     return self._count
@@ -150,10 +152,27 @@ class _Prefix:
   def __getitem__(self, index: int) -> np.ndarray:
     if not -self._count <= index < self._count:
       raise IndexError(f"index {index} out of range for {self._count} images")
-    return self._source[index % self._count]
+    index %= self._count
+    return self._source[index * len(self._source) // self._count if self._spread else index]
+
+
+def evenly_spaced(source: ImageSource, count: int) -> ImageSource:
+  """A view of `min(count, len(source))` images spread evenly over `source` (no copy).
+
+  Evenly spaced rather than the first ones, so that a split stored in class order (an image
+  folder per class) is sampled across its classes.
+
+  >>> images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+  >>> sample = evenly_spaced(images, 4)
+  >>> [int(sample[i][0, 0, 0]) for i in range(len(sample))]
+  [0, 2, 5, 7]
+  >>> len(evenly_spaced(images, 50))
+  10
+  """
+  return _Subset(source, count, spread=True)
 
 
 def _first(source: ImageSource, count: int) -> ImageSource:
   if isinstance(source, np.ndarray):
     return source[:count]
-  return _Prefix(source, count)
+  return _Subset(source, count, spread=False)

@@ -56,21 +56,30 @@ def _convolution_flops(instruction: hlo.Instruction, shapes: dict[str, str]) -> 
   kernel = hlo.dims(shapes.get(instruction.operands[1], ""))
   labels = re.search(r"dim_labels=\w+_(\w+)->", instruction.attributes)
   window = re.search(r"size=([\dx]+)", instruction.attributes)
+  dilation = re.search(r"lhs_dilate=([\dx]+)", instruction.attributes)
   inputs = kernel[labels.group(1).index("i")] if labels and kernel else 1
-  taps = math.prod(int(n) for n in window.group(1).split("x")) if window else 1
+  sizes = [int(n) for n in window.group(1).split("x")] if window else [1]
+  dilations = [int(n) for n in dilation.group(1).split("x")] if dilation else [1] * len(sizes)
+  # An input dilated by d (transposed convolutions; XLA:TPU's form of batched matmuls) puts
+  # d - 1 zeros between its values: each output sees only ceil(size / d) of a window's taps.
+  taps = math.prod(-(-size // d) for size, d in zip(sizes, dilations))
   return 2.0 * math.prod(hlo.dims(instruction.shape)) * taps * inputs
 
 
 def _flops(instruction, module: hlo.Module, shapes: dict[str, str]) -> float:
-  """Matmul and convolution FLOPs of an instruction, inside fusions too."""
+  """Matmul and convolution FLOPs of an instruction, inside fusions too (whose operands are
+  looked up in their own computation: names repeat across computations)."""
   if instruction.opcode == "dot":
     return _dot_flops(instruction, shapes)
   if instruction.opcode == "convolution":
     return _convolution_flops(instruction, shapes)
   if instruction.opcode == "fusion":
-    return sum(_flops(inner, module, shapes)
-               for called in _called(instruction.attributes, "calls")
-               for inner in module.computations.get(called, []))
+    total = 0.0
+    for called in _called(instruction.attributes, "calls"):
+      inner = module.computations.get(called, [])
+      inner_shapes = {**shapes, **{i.name: i.shape for i in inner}}
+      total += sum(_flops(i, module, inner_shapes) for i in inner)
+    return total
   return 0.0
 
 

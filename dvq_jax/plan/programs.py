@@ -34,7 +34,7 @@ class Program:
   Attributes:
     name: "train_step" or "eval_step".
     jitted: the `jax.jit` the trainer runs.
-    args: `jax.ShapeDtypeStruct`s carrying their shardings.
+    args: abstract arguments (`jax.ShapeDtypeStruct`, each with its sharding).
     examples: images (code grids for a prior) per call, over all devices.
   """
   name: str

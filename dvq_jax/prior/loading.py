@@ -108,13 +108,15 @@ def load(prior_workdir: str, step: int | None = None) -> LoadedPrior:
   """
   workdir = epath.Path(prior_workdir)
   config_path, codes_path = workdir / "config.json", workdir / "codes.json"
-  for path in (config_path, codes_path):
-    if not path.exists():
-      raise ConfigError(f"{path} does not exist; pass the --workdir of a trained code prior")
+  missing = "does not exist; give the workdir a code prior was trained in"
+  if not config_path.exists():
+    raise ConfigError(f"{config_path} {missing}")
   config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
   if config.get("experiment") != "code_prior":
-    raise ConfigError(f"{prior_workdir} holds a {config.get('experiment')!r} run; pass the"
-                      " --workdir of a code_prior run")
+    raise ConfigError(f"{prior_workdir} holds a {config.get('experiment')!r} run; give the"
+                      " workdir a code_prior run was trained in")
+  if not codes_path.exists():
+    raise ConfigError(f"{codes_path} {missing}")
   metadata = json.loads(codes_path.read_text())
   tokenizer = tokenizer_lib.Tokenizer.from_workdir(
       config.vqvae_workdir, metadata["checkpoint_step"], image_shape=metadata["image_shape"])

@@ -6,7 +6,7 @@
   codebook_major   all positions of codebook 0 in raster order, then codebook 1, ...:
                    t = l * h * w + row * w + column. Codebook l sees codebooks < l everywhere.
 
-Which order suits depthwise codes is an open question (README, "Code prior"); both are offered.
+Which order suits depthwise codes is an open question (docs/prior.md); both are offered.
 """
 
 import dataclasses

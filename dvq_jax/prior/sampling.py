@@ -64,10 +64,11 @@ def sample(loaded, num_samples: int, *, temperature: float = 1.0, top_k: int = 0
     `(codes, images)`: int32 `(num_samples, h, w, L)` and uint8 `(num_samples, H, W, C)`.
 
   Raises:
-    ValueError: temperature <= 0, top_k outside [0, K], or num_samples < 1.
+    ValueError: temperature not finite or <= 0, top_k outside [0, K], or num_samples < 1.
   """
-  if not temperature > 0:
-    raise ValueError(f"temperature = {temperature!r} must be > 0 (1 samples the prior itself)")
+  if not (np.isfinite(temperature) and temperature > 0):  # inf would sample uniformly
+    raise ValueError(f"temperature = {temperature!r} must be finite and > 0 (1 samples the"
+                     " prior itself)")
   if not 0 <= top_k <= loaded.tokenizer.codebook_size:
     raise ValueError(f"top_k = {top_k} must be in [0, K = {loaded.tokenizer.codebook_size}];"
                      " 0 keeps every code")

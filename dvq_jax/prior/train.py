@@ -70,15 +70,16 @@ def load_or_extract_codes(workdir: str, tokenizer) -> tuple[dict, dict]:
   path = epath.Path(workdir) / CODES_FILE
   meta_path = path.with_suffix(".json")
   if path.exists() and meta_path.exists():
-    metadata = json.loads(meta_path.read_text())
-    if metadata.get("checkpoint_digest") == tokenizer.checkpoint_digest:
-      with path.open("rb") as f:
-        stored = np.load(f)
-        return {"train": stored["train"], "test": stored["test"]}, metadata
+    try:
+      metadata = json.loads(meta_path.read_text())
+      if metadata.get("checkpoint_digest") == tokenizer.checkpoint_digest:
+        return data_lib.read_npz(str(path), ("train", "test"), str(path), ""), metadata
+    except (ConfigError, ValueError) as e:  # a damaged cache is rebuilt, never trusted
+      print(f"{path} is damaged ({str(e).split(';')[0]}); encoding the codes again", flush=True)
   data = data_lib.load(tokenizer.config)
   codes = tokenizer_lib.encode_splits(tokenizer, data)
   metadata = tokenizer.metadata(data.name, data.num_train, data.num_test)
-  tokenizer_lib.write_codes(str(path), codes, metadata)
+  tokenizer_lib.write_codes(str(path), codes, metadata, flag="--workdir")
   return codes, metadata
 
 
@@ -146,9 +147,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   check_config(config)
   sharding.maybe_initialize_distributed(config)
   validation.check_devices(config)
-  validation.check_workdir(workdir)
+  validation.check_workdir(workdir, config)
   tokenizer = tokenizer_lib.Tokenizer.from_workdir(
       config.vqvae_workdir, config.vqvae_step or None, batch_size=config.tokenizer_batch_size)
+  validation.create_workdir(workdir)  # the codes are cached there
   codes, metadata = load_or_extract_codes(workdir, tokenizer)
   model = build_prior(config, tokenizer)
   ordering = Ordering(config.order, tuple(tokenizer.grid), tokenizer.num_codebooks)

@@ -27,6 +27,7 @@ from dvq_jax.quantizers._lookup import multi_codebook_lookup
 from dvq_jax.quantizers._lookup import spatial_lookup
 from dvq_jax.quantizers._lookup import vector_lookup
 from dvq_jax.quantizers._nearest import nearest_codes
+from dvq_jax.quantizers._nearest import search_form
 from dvq_jax.quantizers._quantize import QuantizerOutput
 from dvq_jax.quantizers._quantize import depthwise_quantize
 from dvq_jax.quantizers._quantize import multi_codebook_quantize
@@ -64,6 +65,7 @@ __all__ = [
     "residual_quantize",
     "restart_dead_codes",
     "rotation_trick",
+    "search_form",
     "spatial_lookup",
     "spatial_quantize",
     "straight_through",

@@ -22,7 +22,8 @@ def init_codebooks(
 ) -> jax.Array:
   """Draws L codebooks of K vectors of D features, `(num_codebooks, codebook_size, dim)`.
 
-  Schemes (`scale` overrides the default spread):
+  Schemes (`scale` overrides the default spread)::
+
     truncated_normal: normal with std `scale` (default 0.1), cut at 2 std -- the official DVQ
       code's initialiser;
     normal: normal with std `scale` (default 1.0) -- the paper's static-prior study;

@@ -6,7 +6,16 @@ Every point is the base config with only `quantizer`, `num_codebooks` (L), `code
 so every quantizer's encoder emits the same `latent_width` channels (dvq: L slices of D =
 latent_width / L; vq and svq: one latent_width-wide vector per position; mvq: L codebooks over
 the whole latent_width-wide vector).
+
+A grid entry is a family: a quantizer name, or a name in `config.families` whose fields
+(`quantizer` and any learned-prior fields, e.g. `num_stages`, `slice_projection`, `levels`)
+are set on the base config too. For the two quantizers whose code alphabet is not a free K,
+the point's K picks it: fsq uses `FSQ_LEVELS[K]` (D = len(levels), prod(levels) ~ K codes a
+slice), lfq uses D = log2(K) bits a slice; their encoders then emit L*D channels, not
+latent_width.
 """
+
+import math
 
 from typing import NamedTuple
 
@@ -15,8 +24,14 @@ import ml_collections
 from dvq_jax.errors import ConfigError
 
 
+# fsq grids for a target alphabet K: 2^8..2^16 as recommended by Mentzer et al. 2023 (Table 1),
+# 4, 8 and 16 as the single or square grids with exactly K codes.
+FSQ_LEVELS = {4: (4,), 8: (8,), 16: (4, 4), 256: (8, 6, 5), 1024: (8, 5, 5, 5),
+              4096: (7, 5, 5, 5, 5), 16384: (8, 8, 8, 6, 5), 65536: (8, 8, 8, 5, 5, 5)}
+
+
 class Point(NamedTuple):
-  """One training run of the study."""
+  """One training run of the study; `quantizer` is the grid's family name."""
 
   quantizer: str
   num_codebooks: int  # L
@@ -38,12 +53,34 @@ def _pairs(config: ml_collections.ConfigDict, quantizer: str) -> list[tuple[int,
                       " e.g. '((2,16),(4,16))'") from None
   if not pairs:
     raise ConfigError(f"config.grid.{quantizer} is empty; give at least one (L, K) pair")
+  kind = family_fields(config, quantizer)["quantizer"]
   for num, size in pairs:
     if num < 1 or size < 2 or config.latent_width % num:
       raise ConfigError(
           f"config.grid.{quantizer} has (L, K) = ({num}, {size}); need L >= 1 dividing"
           f" config.latent_width = {config.latent_width} and K >= 2")
+    if kind == "fsq" and size not in FSQ_LEVELS:
+      raise ConfigError(f"config.grid.{quantizer} has fsq K = {size}; use one of"
+                        f" {', '.join(map(str, FSQ_LEVELS))} (grid.FSQ_LEVELS)")
+    if kind == "lfq" and (size & (size - 1) or size > 2**16):
+      raise ConfigError(f"config.grid.{quantizer} has lfq K = {size}; use a power of two up to"
+                        " 65536 (K = 2^D codes for D bits a slice)")
   return pairs
+
+
+def family_fields(config: ml_collections.ConfigDict, family: str) -> dict:
+  """The learned-prior fields a grid family sets: `config.families[family]`, or just its name as
+  `quantizer`.
+
+  >>> import ml_collections
+  >>> config = ml_collections.ConfigDict({"families": {"dvq_2level": {"quantizer": "dvq",
+  ...                                                                  "levels": 2}}})
+  >>> family_fields(config, "dvq_2level"), family_fields(config, "vq")
+  ({'quantizer': 'dvq', 'levels': 2}, {'quantizer': 'vq'})
+  """
+  families = config.get("families") or {}
+  fields = dict(families[family].items()) if family in families else {}
+  return {"quantizer": fields.pop("quantizer", family), **fields}
 
 
 def points(config: ml_collections.ConfigDict) -> list[Point]:
@@ -69,10 +106,14 @@ def points(config: ml_collections.ConfigDict) -> list[Point]:
 def point_config(config: ml_collections.ConfigDict, point: Point) -> ml_collections.ConfigDict:
   """The learned-prior config of one point: `config.base` with the point's fields set."""
   base = ml_collections.ConfigDict(config.base.to_dict())
-  base.quantizer = point.quantizer
+  base.update(family_fields(config, point.quantizer))
   base.num_codebooks = point.num_codebooks
   base.codebook_size = point.codebook_size
   base.codebook_dim = config.latent_width // point.num_codebooks
+  if base.quantizer == "fsq":
+    base.fsq_levels = FSQ_LEVELS[point.codebook_size]
+  elif base.quantizer == "lfq":
+    base.codebook_dim = int(math.log2(point.codebook_size))
   base.equal_width = True
   base.seed = point.seed
   return base

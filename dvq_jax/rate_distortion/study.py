@@ -26,6 +26,7 @@ from dvq_jax.rate_distortion import plots
 from dvq_jax.rate_distortion.grid import Point
 from dvq_jax.rate_distortion.grid import point_config
 from dvq_jax.rate_distortion.grid import points
+from dvq_jax.training import validation as training_validation
 from dvq_jax.vqvae import train
 from dvq_jax.vqvae import validation
 
@@ -76,6 +77,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   configs = [point_config(config, p) for p in grid]
   for c in configs:
     validation.check_config(c)
+  training_validation.check_workdir(workdir, config)
   root = epath.Path(workdir)
   root.mkdir(parents=True, exist_ok=True)
   if jax.process_index() == 0:

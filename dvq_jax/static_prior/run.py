@@ -28,6 +28,7 @@ from dvq_jax.static_prior.plan import make_plan
 from dvq_jax.static_prior.study import Outcome
 from dvq_jax.static_prior.study import repeat_keys
 from dvq_jax.static_prior.study import simulate
+from dvq_jax.training import validation
 
 RECORD_KEYS = ("study", "model", "dim", "codebook_size", "num_codebooks", "num_factors",
                "loss_mean", "loss_std", "repeats")
@@ -129,6 +130,7 @@ def run(config, workdir: str, *, progress: bool = True) -> list[dict]:
     The records written to results.json.
   """
   plan = make_plan(config)
+  validation.check_workdir(workdir, config)
   out = epath.Path(workdir)
   out.mkdir(parents=True, exist_ok=True)
   (out / "config.json").write_text(config.to_json_best_effort(indent=1))

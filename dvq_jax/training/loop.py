@@ -32,11 +32,12 @@ A caller, in outline (tests/test_loop.py runs a complete one on a linear regress
       loop.run(config, workdir, init_state=init, train_step=optim.gradient_step(loss_fn, tx),
                batches=batches, evaluate=evaluate, description="prior on cifar10")
 
-What the loop guarantees (see README "Reliability"):
+What the loop guarantees (see docs/reliability.md):
   * checkpoints every `config.checkpoint_every_steps` steps and at the end (orbax, the newest
-    `config.keep_checkpoints` kept, each with a SHA-256 digest of its arrays); on start it
-    restores the newest checkpoint whose bytes match their digest, moving damaged ones to
-    `workdir/corrupt_checkpoints/`;
+    `config.keep_checkpoints` kept, each with per-process SHA-256 digests of its shards); on
+    start it restores the newest checkpoint whose bytes match their digest, retrying transient
+    storage errors and quarantining damaged checkpoints (`checkpointing`; `CheckpointError`
+    if one cannot be read without evidence of damage);
   * exact resume: with deterministic `batches`, a run stopped (kill -9, SIGTERM) and rerun
     ends bit-identical to an uninterrupted one;
   * SIGTERM / SIGINT stop at the next step boundary with a checkpoint, then `Stopped` is raised
@@ -92,8 +93,8 @@ def abstract_state(init_state: Callable[[jax.Array], dict], key: jax.Array, mesh
   """The state's shapes and dtypes (nothing computed) and its sharding: replicated over `mesh`.
 
   Returns:
-    `(abstract, state_sharding)`: a pytree of `jax.ShapeDtypeStruct`s carrying their sharding,
-    and the matching pytree of `NamedSharding`s.
+    `(abstract, state_sharding)`: a pytree of `jax.ShapeDtypeStruct` leaves that carry their
+    sharding, and the matching pytree of `NamedSharding` leaves.
   """
   abstract = jax.eval_shape(init_state, key)
   state_sharding = jax.tree.map(lambda _: sharding.replicated(mesh), abstract)
@@ -142,7 +143,8 @@ def run(
 
   Args:
     config: the run's config (the fields listed in the module docstring are read here).
-    workdir: where checkpoints and metrics go (local or gs://); created if missing.
+    workdir: where checkpoints and metrics go (local or gs://); created if missing. Nothing is
+      written into it until its checkpoints (if any) are known to fit `config`.
     init_state: `key -> state`, see the module docstring.
     train_step: `(state, batch) -> (state, metrics)`, pure; jitted and donated here.
     batches: `start_step -> iterator` of process-local batches for the following steps.
@@ -157,6 +159,7 @@ def run(
     Stopped: SIGTERM or SIGINT stopped the run; its checkpoint at the stop step is saved.
     NumericalError: a train metric became NaN or inf.
     ConfigError: a checkpoint in `workdir` does not fit the state `init_state` makes.
+    CheckpointError: a checkpoint could not be read, without evidence of damage.
   """
   progress = None
 
@@ -168,9 +171,8 @@ def run(
     else:
       print(message, flush=True)
 
-  validation.check_workdir(workdir)  # creates it
-  if jax.process_index() == 0:
-    (epath.Path(workdir) / "config.json").write_text(config.to_json_best_effort(indent=2))
+  validation.check_workdir(workdir, config)
+  validation.create_workdir(workdir)
 
   # ---------------------------------------------------------------- state: restore or init
   mesh = sharding.make_mesh()
@@ -184,6 +186,8 @@ def run(
       state = jax.device_put(init_from_data(state), state_sharding)
       checkpointer.save(0, state)
   start_step = int(state["step"])
+  if jax.process_index() == 0:  # only now: the workdir's checkpoints are known to fit the config
+    (epath.Path(workdir) / "config.json").write_text(config.to_json_best_effort(indent=2))
   log(f"{description}: {jax.device_count()} devices, {jax.process_count()} processes,"
       f" starting at step {start_step}")
 
@@ -193,11 +197,13 @@ def run(
   writer.drop_after(start_step)  # steps logged after the checkpoint by a killed run come again
 
   def evaluate_and_write(step: int, *, record: bool = True) -> dict:
+    start = time.monotonic()
     result = dict(evaluate(state, step))
     if record:
       writer.write(step, {f"eval/{k}": v for k, v in result.items()})
     writer.write_json("eval.json", {"step": step, **result})
-    log(f"step {step}: " + json.dumps(
+    # The seconds say what the pause in the progress line at this step was.
+    log(f"step {step}: evaluated in {time.monotonic() - start:.1f} s " + json.dumps(
         {k: round(float(v), 4) for k, v in result.items() if np.ndim(v) == 0}))
     return result
 
@@ -214,7 +220,9 @@ def run(
       batch = jax.tree.map(lambda x: sharding.global_batch(mesh, x), next(iterator))
       state, metrics = step_fn(state, batch)
       window.append((step, metrics))
-      progress.update(1)
+      if len(window) > 1:  # JAX dispatches asynchronously: count a step once it has finished,
+        jax.block_until_ready(window[-2][1])  # keeping one in flight while the next batch loads
+        progress.update(step - 1 - progress.done)
       stop_now = stop.should_stop(step)
       is_last = step == config.num_train_steps
       save = is_last or stop_now or step % config.checkpoint_every_steps == 0
@@ -226,6 +234,8 @@ def run(
         summary["steps_per_sec"] = (step - last_step) / max(now - last_time, 1e-9)
         writer.write(step, {f"train/{k}": v for k, v in summary.items()})
         window, last_time, last_step = [], now, step
+      if step > progress.done and not window:  # every step so far has finished
+        progress.update(step - progress.done)
       if save:
         checkpointer.save(step, state)
       if is_last or step % config.eval_every_steps == 0:

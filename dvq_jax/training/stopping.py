@@ -4,12 +4,12 @@ A signal handler can only write process-global state, so the request lives here,
 
 * `StopSignal` is the training loop's: installed for a run, it records SIGTERM and SIGINT and
   the loop checks `should_stop(step)` after every step.
-* `handle_sigterm_for_process()` is the command line's (`python -m dvq_jax.main`): from then on
-  a SIGTERM kills the process as by default until a training loop has started, and afterwards
-  only requests a stop; `ignore_sigterm_while_exiting()` then covers Python's shutdown. So a
-  signal that comes while the last checkpoint is written or while the process exits changes
-  nothing (exit 0), and one that comes between two runs of a study stops the next run at its
-  first step instead of being lost.
+* `handle_signals_for_process()` is every command line's (`dvq_jax.cli.run`): until a training
+  loop has started, SIGINT and SIGTERM end the process with one `error:` line and exit code
+  130 / 143, after removing any output still being written (`dvq_jax.outputs`); once a loop has
+  started they only request a stop. So a signal that comes while the last checkpoint is written
+  changes nothing (exit 0), and one that comes between two runs of a study stops the next run
+  at its first step instead of being lost.
 
 Several processes: all must stop at the same step, which JAX's preemption service agrees on
 (`multihost_utils.reached_preemption_sync_point`). `jax.distributed.initialize` installs that
@@ -18,9 +18,13 @@ would then never fire), so SIGTERM is left alone and SIGINT (Ctrl-C) is forwarde
 SIGTERM.
 """
 
+import os
 import signal
+import sys
 
 import jax
+
+from dvq_jax import outputs
 
 _requested = False  # a stop was asked for (by a signal, since the last run that owns it began)
 _loop_started = False  # a training loop has run in this process
@@ -31,24 +35,25 @@ def _request_stop(signum, frame):  # pylint: disable=unused-argument
   _requested = True
 
 
-def _process_sigterm(signum, frame):
+def _process_signal(signum, frame):
   if _loop_started:
     _request_stop(signum, frame)
-  else:  # nothing to checkpoint yet: die as the default handler would
-    signal.signal(signum, signal.SIG_DFL)
-    signal.raise_signal(signum)
+    return
+  # Nothing to checkpoint: end now. os._exit, not an exception: a KeyboardInterrupt raised
+  # inside JAX or during the interpreter's shutdown can crash it instead of exiting.
+  outputs.remove_partial()
+  name = signal.Signals(signum).name
+  sys.stderr.write(f"error: interrupted by {name}; no partial output was left, run the command"
+                   " again to redo it\n")
+  sys.stderr.flush()
+  os._exit(128 + signum)  # pylint: disable=protected-access
 
 
-def handle_sigterm_for_process() -> None:
-  """The CLI's SIGTERM policy for the rest of the process (see the module docstring)."""
-  signal.signal(signal.SIGTERM, _process_sigterm)
-
-
-def ignore_sigterm_while_exiting() -> None:
-  """The CLI's last step: everything is saved. (Python's shutdown resets Python-level handlers
-  to the default before XLA's runtime is torn down, so the handler above cannot cover that.)"""
-  if signal.getsignal(signal.SIGTERM) is _process_sigterm:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def handle_signals_for_process() -> dict:
+  """The command lines' SIGINT/SIGTERM policy (see the module docstring); returns the previous
+  handlers by signal number."""
+  return {signum: signal.signal(signum, _process_signal)
+          for signum in (signal.SIGINT, signal.SIGTERM)}
 
 
 class StopSignal:
@@ -68,7 +73,7 @@ class StopSignal:
     if self._multi_process:
       self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, forward_to_preemption_service)
       return
-    if signal.getsignal(signal.SIGTERM) is not _process_sigterm:
+    if signal.getsignal(signal.SIGTERM) is not _process_signal:
       _requested = False  # this run owns the request (e.g. a notebook's second run)
       self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _request_stop)
     self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, _request_stop)

@@ -18,15 +18,18 @@ def learned_prior() -> ml_collections.ConfigDict:
   config.train_split = "train"
   config.test_split = "test"
   config.max_eval_examples = 0  # 0 = the whole test split; >0 evaluates its first N examples
+  # The unigram rate's code histogram is taken over this many evenly spaced training images at
+  # each evaluation (all of them if the split is smaller), so an evaluation's cost does not grow
+  # with the training split; 0 = the whole split.
+  config.unigram_train_examples = 50_000
   config.grain_workers = 0
 
-  # Quantizer: dvq | mvq | vq | svq | rvq | fsq | lfq (see README, "Quantizers" and "Codebook
-  # toolbox"). rvq, fsq and lfq are depthwise like dvq: the L*D-channel latent splits into L
-  # slices of D. rvq: each slice an M-stage residual VQ (num_stages), K codes a stage, L*M
-  # codes a position (L = 1: plain RVQ). fsq: each slice of D = len(fsq_levels) dimensions
-  # rounded to a fixed grid of prod(fsq_levels) codes (codebook_size, codebook_dim unused).
-  # lfq: each slice of D <= 16 dimensions quantized to its signs, 2^D codes (D bits) a slice,
-  # L*D bits a position (codebook_size unused).
+  # Quantizer: dvq | mvq | vq | svq | rvq | fsq | lfq (see docs/quantizers.md). rvq, fsq and lfq are
+  # depthwise like dvq: the L*D-channel latent splits into L slices of D. rvq: each slice an M-stage
+  # residual VQ (num_stages), K codes a stage, L*M codes a position (L = 1: plain RVQ). fsq: each
+  # slice of D = len(fsq_levels) dimensions rounded to a fixed grid of prod(fsq_levels) codes
+  # (codebook_size, codebook_dim unused). lfq: each slice of D <= 16 dimensions quantized to its
+  # signs, 2^D codes (D bits) a slice, L*D bits a position (codebook_size unused).
   config.quantizer = "dvq"
   config.num_codebooks = 8  # L
   config.codebook_size = 512  # K
@@ -36,6 +39,12 @@ def learned_prior() -> ml_collections.ConfigDict:
   # False: vq/svq/mvq latents and codebook vectors are D wide (the paper's baselines).
   config.equal_width = False
   config.slice_sizes = ()  # dvq: L unequal slice widths D_l (paper Eq. 3), max = D; () = equal
+  # split: codebook l quantizes channel slice l | learned: its own learned 1x1 projection (C -> D)
+  # of the whole latent (Depthwise Quantization, Fostiropoulos & Boehm 2022); dvq, rvq, fsq, lfq.
+  config.slice_projection = "split"
+  # 1 | 2: a VQ-VAE-2-style top level at half resolution conditions the decoder (Razavi et al.
+  # 2019); the rate counts both levels' codes. Not for vq/svq, EMA codebooks or the tokenizer.
+  config.levels = 1
   # Cosine codes: l2-normalised slices and codebooks (dvq, mvq, vq, svq).
   config.cosine = False
   # Gradient to the encoder through the quantizer: straight_through | rotation (the rotation
@@ -53,7 +62,7 @@ def learned_prior() -> ml_collections.ConfigDict:
   # the codebook dim D: the official DVQ code's L VQ layers each take tf.reduce_mean).
   # Both are means over latent positions; only the scale against the reconstruction differs.
   config.quantizer_loss_reduction = "sum_features"
-  # Codebook learning (README "Codebook toolbox"; dvq_jax.vqvae.codebook_learning):
+  # Codebook learning (docs/trainer.md; dvq_jax.vqvae.codebook_learning):
   # gradient (the codebook loss trains the codebooks through the optimizer) | ema (the loss drops
   # the codebook term and each step sets the codebooks to an exponential moving average of the
   # batch vectors that chose them, van den Oord et al. App. A.1; the commitment term still
@@ -76,7 +85,7 @@ def learned_prior() -> ml_collections.ConfigDict:
   config.batch_size = 128  # global, over all devices and hosts
   # > 1: each step's gradient in this many sequential passes over equal slices of the batch (the
   # same gradient up to float rounding). For speed on CPUs: at batch 128, 4 passes train
-  # 1.04-1.25x more images/s (README "Training throughput"). batch_size / microbatches must split
+  # 1.04-1.25x more images/s (docs/scaling.md, "CPU performance notes"). batch_size / microbatches must split
   # over the devices; not with lfq, whose entropy penalty is not a mean over images.
   config.microbatches = 1
   config.eval_batch_size = 0  # 0 = batch_size
@@ -110,14 +119,14 @@ def learned_prior() -> ml_collections.ConfigDict:
   config.model.dtype = "auto"
   # The last upsampling layer's compute dtype (the head: ~half the FLOPs): float32 | bfloat16;
   # "" = model.dtype. On XLA:CPU, which runs bfloat16 convolutions in float32, dtype float32 with
-  # a bfloat16 head trained ~1.2x faster than either alone (README "Training throughput").
+  # a bfloat16 head trained ~1.2x faster than either alone (docs/scaling.md, "CPU performance notes").
   config.model.head_dtype = ""
 
   config.log_every_steps = 100
   config.eval_every_steps = 5_000
   config.checkpoint_every_steps = 5_000
   config.keep_checkpoints = 3
-  config.num_recon_images = 8
+  config.num_recon_images = 32  # test images spread over the split, shown in recon_<step>.png
   # Multi-host: jax.distributed.initialize() runs when `distributed` is True or the environment
   # sets JAX_COORDINATOR_ADDRESS. Cloud TPU/SLURM fill in the rest; elsewhere give all three.
   config.distributed = False
@@ -150,7 +159,8 @@ def official_code(config: ml_collections.ConfigDict) -> None:
 
   Field by field from `dvq_model.py` (master, github.com/fostiropoulos/dvq) and its notebook
   "VQVAE vs DVQVAE.ipynb" (`DVQVAE(D=255, K=512, L=10, mse=False)`, Adam 2e-4, batch 128,
-  100 epochs of CIFAR-10):
+  100 epochs of CIFAR-10)::
+
     architecture dvq_official: 3x3 stride-2 conv, `ResNetBlock`, two 4x4 stride-2 convs
       (3 downsamplings: 32x32 -> 4x4), `pre_vq` 3x3 conv to L*D = 2550; decoder 3x3 conv,
       `ResNetBlock`, two 4x4 stride-2 Conv2DTranspose to 255//2 = 127, the last to 3*256;
@@ -159,6 +169,7 @@ def official_code(config: ml_collections.ConfigDict) -> None:
     quantizer losses: per-element means of each codebook's terms, summed over the L codebooks
       (`VQ.call`: `reduce_mean((x - sg(e))**2)`); reconstruction: the mean 256-way cross
       entropy per subpixel (as `likelihood = "categorical256"` here).
+
   Not reproduced: Keras' glorot-uniform kernel init (flax: lecun-normal); Keras Adam's
   epsilon 1e-7 (optax 1e-8); TF's Conv2DTranspose kernel is the spatial flip of flax's (the
   same function class and parameter count); the last partial batch of each Keras epoch.

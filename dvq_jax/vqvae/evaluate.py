@@ -1,14 +1,20 @@
 """Test-set evaluation: every test example counted exactly once, over padded+masked batches.
 
-Metrics (all over the test split, see README "Metrics"):
+Metrics (all over the test split; the trainer page's "Metrics" defines them)::
+
   recon_bits_per_dim  reconstruction NLL / (H*W*C*ln 2): the paper's Table 1 number;
   rate_bits_per_dim   codes per image * log2 A / (H*W*C): the codes' cost, uniform prior, with A
                       the values of one code (K; prod(fsq_levels) for fsq; 2^D for lfq);
   elbo_bits_per_dim   recon + rate, an upper bound on the NLL;
-  rate_unigram_bits_per_dim  the test codes' length under each codebook's code histogram over
-                      the training split (add-1/2), per subpixel; elbo_unigram_bits_per_dim
+  rate_unigram_bits_per_dim  the test codes' length under each codebook's code histogram
+                      (add-1/2), per subpixel; the histogram is of the current encoder's codes
+                      of `config.unigram_train_examples` evenly spaced training images (default
+                      50,000; the whole split if smaller, or if the field is 0), so its cost
+                      does not grow with the training split; elbo_unigram_bits_per_dim
                       recon + that rate;
-  psnr                of the mean reconstruction; perplexity and usage per codebook.
+  psnr                of the mean reconstruction, from the mean squared error over the split;
+  ssim                its structural similarity (dm-pix), the mean over test images;
+  perplexity and usage per codebook.
 """
 
 import dataclasses
@@ -38,8 +44,8 @@ def finalize(sums: dict, config: ml_collections.ConfigDict, image_shape,
     sums: `objective.eval_stats` summed over the test split.
     config: the learned-prior config.
     image_shape: `(H, W, C)`.
-    train_counts: `(L, K)` code counts over the training split, each image once
-      (`objective.encode_code_counts` summed), for the unigram rate.
+    train_counts: `(L, K)` code counts over the training sample (`Evaluator.train_code_counts`),
+      for the unigram rate.
   """
   dims = math.prod(image_shape)
   count = float(sums["count"])
@@ -54,6 +60,7 @@ def finalize(sums: dict, config: ml_collections.ConfigDict, image_shape,
       "rate_unigram_bits_per_dim": rate_unigram,
       "elbo_unigram_bits_per_dim": recon + rate_unigram,
       "psnr": float(metrics.psnr_from_mse(float(sums["sq_error"]) / (count * dims))),
+      "ssim": float(sums["ssim"]) / count,
       "perplexity": np.asarray(metrics.perplexity_from_counts(sums["code_counts"])),
       "usage": np.asarray(metrics.usage_from_counts(sums["code_counts"])),
       "num_examples": int(count),
@@ -78,18 +85,20 @@ class Evaluator:
     replicated = sharding.replicated(mesh)
     batch = sharding.batch_sharding(mesh)
     self._stats = jit_eval_stats(model, mesh)
-    self._recon = jax.jit(self._reconstruct, in_shardings=(replicated, batch),
+    self._recon = jax.jit(self._reconstruct, in_shardings=(replicated, replicated),
                           out_shardings=replicated)
     self._counts = jax.jit(
         lambda params, images, mask: objective.encode_code_counts(params, model, images, mask),
         in_shardings=(replicated, batch, batch), out_shardings=replicated)
-    # The training split read like a test split: in order, padded and masked, each image once.
-    self._train_as_test = dataclasses.replace(data, test=data.train, num_test=data.num_train)
+    # The training sample read like a test split: in order, padded and masked, each image once.
+    sample = data.train
+    if config.unigram_train_examples:
+      sample = data_lib.evenly_spaced(data.train, config.unigram_train_examples)
+    self._train_sample = dataclasses.replace(data, test=sample, num_test=len(sample))
 
   def _reconstruct(self, params, images):
-    count = min(self._config.num_recon_images, images.shape[0])
-    head = self._model.apply({"params": params}, images[:count]).head
-    return images[:count], likelihoods.mean_image(self._config.likelihood, head, images.shape[-1])
+    head = self._model.apply({"params": params}, images).head
+    return likelihoods.mean_image(self._config.likelihood, head, images.shape[-1])
 
   def _batches(self, data):
     for batch in data_lib.eval_batches(
@@ -99,32 +108,39 @@ class Evaluator:
              sharding.global_batch(self._mesh, batch["mask"]))
 
   def train_code_counts(self, params) -> np.ndarray:
-    """`(L, K)` code counts over the training split, each image once (encoder only)."""
+    """`(L, K)` code counts over the training sample, each image once (encoder only).
+
+    The sample is `config.unigram_train_examples` evenly spaced training images
+    (`data.evenly_spaced`), or the whole split if that is 0 or the split smaller.
+    """
     total = None
-    for images, mask in self._batches(self._train_as_test):
+    for images, mask in self._batches(self._train_sample):
       counts = jax.device_get(self._counts(params, images, mask))
       total = counts if total is None else total + counts
     return total
 
   def run(self, params, step: int) -> dict:
-    totals, first = None, None
+    totals = None
     for images, mask in self._batches(self._data):
       sums = jax.device_get(self._stats(params, images, mask))
       totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
-      if first is None:
-        first = images
     result = finalize(totals, self._config, self._data.image_shape,
                       self.train_code_counts(params))
     if self._config.num_recon_images:
       # Every process joins the computation; process 0 writes the images.
-      originals, recons = jax.device_get(self._recon(params, first))
+      originals = data_lib.spread_test_images(self._data, self._config.num_recon_images)
+      recons = jax.device_get(self._recon(params, jax.make_array_from_process_local_data(
+          sharding.replicated(self._mesh), originals)))
       if jax.process_index() == 0:
         self._write_images(originals, recons, step, result)
     return result
 
   def _write_images(self, originals, recons, step: int, result: dict) -> None:
     workdir = self._workdir
-    figures.write_png(workdir / f"recon_{step:07d}.png", figures.recon_grid(originals, recons))
+    title = (f"step {step}: test PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.3f}"
+             f" ({len(originals)} of {result['num_examples']} test images)")
+    figures.write_png(workdir / f"recon_{step:07d}.png",
+                      figures.recon_figure(originals, recons, title))
     figures.write_usage_plot(
         workdir / f"usage_{step:07d}.png", result["usage"], result["perplexity"],
         code_alphabet_size(self._config), f"{self._config.quantizer}, step {step}")

@@ -332,11 +332,13 @@ def mean_image(name: str, head: jax.Array, image_channels: int = 3) -> jax.Array
   """The reconstruction shown in figures and scored by PSNR: float32 `(batch, H, W, C)` in [0, 255].
 
   categorical256: the expected value sum_v p(v) * v (smoother and higher PSNR than the argmax).
+
   logistic_mixture: the mixture-weighted mean of the components, each component's channel
-    mean clipped to the data range and then shifting the later channels by its coefficients.
-    Exact for components well inside the range; the clip keeps a rarely chosen component whose
-    mean has drifted far outside (free to do so: the NLL barely sees it) from dragging the
-    image.
+  mean clipped to the data range and then shifting the later channels by its coefficients.
+  Exact for components well inside the range; the clip keeps a rarely chosen component whose
+  mean has drifted far outside (free to do so: the NLL barely sees it) from dragging the
+  image.
+
   mse: the mean mu mapped from [-1, 1], clipped to [0, 255].
 
   Args:

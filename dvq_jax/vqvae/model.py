@@ -22,6 +22,7 @@ code does, to x/255 - 0.5 in [-0.5, 0.5] (`"official"`), in the compute dtype; t
 float32 in a float32 model (`Decoder`).
 """
 
+import functools
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -212,8 +213,8 @@ class VQVAE(nn.Module):
     head_dtype: compute dtype of the decoder's last upsampling layer (the head, most of the
       step's FLOPs), float32 | bfloat16; "" = dtype. float32 with a bfloat16 head is the
       fastest mix measured on an XLA:CPU with AVX-512 BF16 (XLA:CPU runs bfloat16 convolutions
-      in float32); without those instructions all-float32 is faster (README "Training
-      throughput").
+      in float32); without those instructions all-float32 is faster (docs/scaling.md,
+      "CPU performance notes").
     cosine, gradient_estimator: cosine codes, straight_through | rotation (see `Quantizer`).
     num_stages: rvq's M; fsq_levels: fsq's grid (D = len); lfq_entropy_weight: lfq's penalty.
   """
@@ -337,7 +338,14 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
   """
   dim, slice_sizes = check_model_fields(config, image_shape)
   model = config.model
-  return VQVAE(
+  model_class = VQVAE
+  projection, levels = config.get("slice_projection", "split"), config.get("levels", 1)
+  if projection != "split" or levels != 1:
+    # hierarchy subclasses VQVAE, so it is imported here, not at the top.
+    from dvq_jax.vqvae import hierarchy  # pylint: disable=g-import-not-at-top
+    model_class = functools.partial(hierarchy.HierarchicalVQVAE, slice_projection=projection,
+                                    levels=levels)
+  return model_class(
       quantizer=config.quantizer,
       num_codebooks=config.num_codebooks,
       codebook_size=config.codebook_size,

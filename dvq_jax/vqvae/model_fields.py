@@ -17,6 +17,8 @@ from dvq_jax.vqvae.bottleneck import QUANTIZERS
 from dvq_jax.vqvae.bottleneck import alphabet_size
 from dvq_jax.vqvae.bottleneck import codes_per_position
 from dvq_jax.vqvae.bottleneck import latent_channels
+from dvq_jax.vqvae.level_fields import check_level_fields
+from dvq_jax.vqvae.level_fields import positions_over_levels
 
 # The choices of config.model.dtype, .architecture and .input_scaling; `model` imports them
 # from here (this module must not import `model`, whose build_model calls it).
@@ -56,7 +58,8 @@ def vector_dim(config) -> int:
 def codes_per_image(config, image_shape: tuple[int, int, int]) -> int:
   """Codes the model stores per image: h*w*L for dvq/mvq/fsq/lfq, h*w*L*M for rvq, h*w for vq, svq.
 
-  h, w = height / 2^num_downsamples, width / 2^num_downsamples. Use it for the rate,
+  h, w = height / 2^num_downsamples, width / 2^num_downsamples; with `levels` = 2 the top
+  level's (h/2)*(w/2) positions add their codes too (`level_fields.positions_over_levels`). Use it for the rate,
   `metrics.rate_bits_per_dim(codes_per_image(...), code_alphabet_size(config), H*W*C)`.
 
   Raises:
@@ -75,7 +78,7 @@ def codes_per_image(config, image_shape: tuple[int, int, int]) -> int:
         f"images of {height}x{width} do not divide by 2^config.model.num_downsamples ="
         f" {factor}; choose num_downsamples so that both sides divide"
     )
-  positions = (height // factor) * (width // factor)
+  positions = positions_over_levels(height // factor, width // factor, config.get("levels", 1))
   if config.quantizer == "svq" and positions % config.num_codebooks:
     raise ConfigError(
         f"svq splits the {positions} latent positions into config.num_codebooks ="
@@ -193,6 +196,7 @@ def check_model_fields(config, image_shape: tuple[int, int, int] | None = None
     raise ConfigError(f"config.quantizer_loss_reduction = {reduction!r} is unknown; use one of"
                       f" {', '.join(LOSS_REDUCTIONS)}")
   _check_families(config)
+  check_level_fields(config)
   equal_width = config.get("equal_width", False)
   if not isinstance(equal_width, bool):
     raise ConfigError(f"config.equal_width = {equal_width!r}; set it to True or False")

@@ -11,6 +11,7 @@ from dvq_jax.vqvae import likelihoods
 from dvq_jax import metrics
 from dvq_jax.vqvae.model import VQVAE
 from dvq_jax.vqvae.bottleneck import codes_by_codebook
+from dvq_jax.vqvae.hierarchy import split_levels
 from dvq_jax.vqvae.model_fields import codes_per_image
 
 __all__ = ["code_counts", "codes_per_image", "encode_code_counts", "eval_stats",
@@ -138,11 +139,11 @@ def eval_stats(params, model: VQVAE, images: jax.Array, mask: jax.Array) -> dict
 
   Returns:
     float32 `nll_nats` (NLL summed over images and subpixels), `sq_error` (squared error of
-    `likelihoods.mean_image` in [0, 255] units, summed likewise), `count` (number of images)
-    scalars and `code_counts` `(L, K)` (`(1, K)` for vq): how often each code of each codebook
-    was chosen. Over a test set: bits/dim = `metrics.recon_bits_per_dim(nll_nats, count*H*W*C)`,
-    PSNR = `metrics.psnr_from_mse(sq_error / (count*H*W*C))`, `metrics.usage_from_counts` and
-    `metrics.perplexity_from_counts` of code_counts.
+    `likelihoods.mean_image` in [0, 255] units, summed likewise), `ssim` (`metrics.ssim` of it,
+    summed over images), `count` (number of images) scalars and `code_counts` `(L, K)` (`(1, K)`
+    for vq): how often each code of each codebook was chosen. Over a test set: bits/dim = `metrics.recon_bits_per_dim(nll_nats, count*H*W*C)`,
+    PSNR = `metrics.psnr_from_mse(sq_error / (count*H*W*C))`, SSIM = ssim / count,
+    `metrics.usage_from_counts` and `metrics.perplexity_from_counts` of code_counts.
   """
   out = model.apply({"params": params}, images)
   weight = jnp.asarray(mask).astype(jnp.float32)
@@ -152,6 +153,7 @@ def eval_stats(params, model: VQVAE, images: jax.Array, mask: jax.Array) -> dict
   return {
       "nll_nats": jnp.sum(weight * nll),
       "sq_error": jnp.sum(weight * sq_error),
+      "ssim": jnp.sum(weight * metrics.ssim(recon, images)),
       "count": jnp.sum(weight),
       "code_counts": code_counts(model, out.quant.codes, mask),
   }
@@ -167,8 +169,16 @@ def code_counts(model: VQVAE, codes: jax.Array, mask: jax.Array) -> jax.Array:
 
   Returns:
     float32 `(L, K)` (`(1, K)` for vq, `(L*M, K)` for rvq, `(L, prod(fsq_levels))` for fsq,
-    `(L, 2^D)` for lfq), pooled over the latent positions.
+    `(L, 2^D)` for lfq), pooled over the latent positions; with `levels` = 2 the top level's
+    rows follow the bottom's (`2L` rows).
   """
+  if getattr(model, "levels", 1) == 2:
+    # One histogram per codebook: the bottom level's L, then the top level's own L.
+    return jnp.concatenate([_level_counts(model, level, mask) for level in split_levels(codes)])
+  return _level_counts(model, codes, mask)
+
+
+def _level_counts(model: VQVAE, codes: jax.Array, mask: jax.Array) -> jax.Array:
   weight = jnp.asarray(mask).astype(jnp.float32)
   num_codebooks = model.num_codebooks if model.quantizer == "svq" else model.codes_per_position
   codes = codes_by_codebook(model.quantizer, codes, num_codebooks)  # (B, N, L)

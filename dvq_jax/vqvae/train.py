@@ -84,7 +84,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   sharding.maybe_initialize_distributed(config)
   training_validation.check_devices(config)
   validation.check_microbatches(config, jax.device_count())
-  training_validation.check_workdir(workdir)
+  training_validation.check_workdir(workdir, config)
   data = data_lib.load(config)
   data_lib.check_batch_size(data, config.batch_size, jax.process_count())
   model, init_state, step = training_parts(config, data.image_shape)

@@ -3,6 +3,8 @@
 Each check raises `ConfigError` with one line naming the field and what to change.
 """
 
+from collections.abc import Iterable
+
 import ml_collections
 
 from dvq_jax.errors import ConfigError
@@ -22,10 +24,45 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   data.check_dataset_name(config.dataset)
   vqvae.build_model(config)
   training_validation.check_training(config)
-  for field in ("eval_batch_size", "max_eval_examples", "num_recon_images", "grain_workers"):
+  for field in ("eval_batch_size", "max_eval_examples", "unigram_train_examples",
+                "num_recon_images", "grain_workers"):
     training_validation.require_int(config, field, 0)
   check_microbatches(config)
   check_codebook_learning(config)
+
+
+def unused_fields(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The size fields the config's quantizer does not read: vq's num_codebooks (unless
+  equal_width makes its vectors L*D wide), fsq's codebook_size and codebook_dim (its codes are
+  fixed by fsq_levels), lfq's codebook_size (2^codebook_dim codes).
+
+  >>> from dvq_jax.vqvae import defaults
+  >>> config = defaults.learned_prior()
+  >>> config.quantizer = "fsq"
+  >>> unused_fields(config)
+  ('codebook_size', 'codebook_dim')
+  """
+  if config.quantizer == "vq" and not config.get("equal_width", False):
+    return ("num_codebooks",)
+  return {"fsq": ("codebook_size", "codebook_dim"), "lfq": ("codebook_size",)}.get(
+      config.quantizer, ())
+
+
+def check_overrides(config: ml_collections.ConfigDict, overridden: Iterable[str]) -> None:
+  """Rejects a command-line override (`--config.<field>=...`) of a field the quantizer ignores.
+
+  Config files may leave these fields at any value (one file serves every quantizer); a value
+  given on the command line was meant to change the model, and would silently not.
+
+  Args:
+    config: the learned-prior config, overrides applied.
+    overridden: the dotted names of the fields set on the command line.
+  """
+  for field in unused_fields(config):
+    if field in overridden:
+      raise ConfigError(f"config.{field} = {config[field]!r} is not used by quantizer"
+                        f" {config.quantizer!r}; drop --config.{field} (see the quantizer's"
+                        " fields in dvq_jax/vqvae/defaults.py)")
 
 
 def check_microbatches(config: ml_collections.ConfigDict, device_count: int = 1) -> None:

@@ -1,0 +1,35 @@
+"""The documentation's generated parts: the config-field table lists exactly the config's fields."""
+
+import pathlib
+import sys
+
+from dvq_jax.vqvae import defaults
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+
+import config_fields  # noqa: E402  (docs/_ext is not a package)
+
+
+def _leaves(config, prefix=""):
+  for key, value in config.items():
+    if hasattr(value, "items"):
+      yield from _leaves(value, f"{prefix}{key}.")
+    else:
+      yield f"{prefix}{key}", value
+
+
+def test_config_fields_table_lists_every_field_with_its_default():
+  rows = config_fields.config_fields("dvq_jax.vqvae.defaults.learned_prior")
+  listed = [(name, value) for name, value, _ in rows]
+  assert len(listed) == len(dict(listed))  # no field twice
+  assert dict(listed) == dict(_leaves(defaults.learned_prior()))
+
+
+def test_config_fields_table_carries_the_comments():
+  comments = {name: comment for name, _, comment in
+              config_fields.config_fields("dvq_jax.vqvae.defaults.learned_prior")}
+  assert comments["num_codebooks"] == "L"
+  assert comments["batch_size"] == "global, over all devices and hosts"
+  # A comment block above a field belongs to it, together with the one on its own line.
+  assert comments["equal_width"].startswith("True: every quantizer's encoder emits L*D channels")
