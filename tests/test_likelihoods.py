@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import special
 
+from dvq_jax import backends
 from dvq_jax import flat_random
 from dvq_jax.vqvae import likelihoods
 
@@ -74,6 +75,31 @@ def test_categorical_nll_and_mean_match_numpy():
                              atol=1e-3)
   np.testing.assert_allclose(likelihoods.train_loss("categorical256", head, images), expected,
                              rtol=1e-5)
+
+
+@pytest.mark.parametrize("platform", ["cpu", "tpu"])  # the gather and the select-sum forms
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_categorical_nll_gradient_is_onehot_minus_softmax(platform, dtype):
+  """Value and gradient of the 256-way NLL against float64 numpy, in each backend's form; a
+  bfloat16 head gets a bfloat16 gradient of its own logits, reduced in float32."""
+  rng = np.random.default_rng(3)
+  head = jnp.asarray(rng.normal(0, 3, (2, 2, 3, 3 * 256)), dtype)
+  images = _images(rng, (2, 2, 3, 3))
+  logits = np.asarray(head, np.float64).reshape(2, 2, 3, 3, 256)
+  log_probs = special.log_softmax(logits, axis=-1)
+  weights = np.array([1.0, -2.0])  # per image, so the cotangent is not uniform
+  picked = np.take_along_axis(log_probs, images[..., None].astype(int), -1)
+  expected = -np.sum(weights[:, None, None, None, None] * picked)
+  onehot = np.arange(256) == images[..., None]
+  expected_grad = (weights[:, None, None, None, None] * (np.exp(log_probs) - onehot))
+  with backends.compiling_for(platform):
+    value, grad = jax.value_and_grad(
+        lambda h: jnp.sum(weights * likelihoods.nll("categorical256", h, images)))(head)
+  tolerance = 1e-5 if dtype == jnp.float32 else 1e-2
+  assert grad.dtype == dtype
+  np.testing.assert_allclose(value, expected, rtol=tolerance)
+  np.testing.assert_allclose(np.asarray(grad, np.float64).reshape(expected_grad.shape),
+                             expected_grad, atol=tolerance)
 
 
 def test_logistic_mixture_nll_matches_pixelcnnpp_formula():

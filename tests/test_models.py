@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dvq_jax import backends
 from dvq_jax import flat_random
 from dvq_jax.vqvae import likelihoods
 from dvq_jax import vqvae
@@ -70,14 +71,19 @@ def test_encode_then_decode_gives_the_forward_head(quantizer):
     assert np.abs(edited - head).max() > 1e-4
 
 
-def test_bfloat16_compute_keeps_float32_params_and_head():
+def test_bfloat16_compute_keeps_float32_params_and_the_head_dtype_of_each_backend():
+  """A bfloat16 model's head is bfloat16 on accelerators, float32 on CPU; a float32 model's is
+  float32, also when its last layer alone runs in bfloat16 (`head_dtype`)."""
   images = tiny_images()
   f32 = vqvae.build_model(tiny_config(), IMAGE_SHAPE)
   bf16 = vqvae.build_model(tiny_config(dtype="bfloat16"), IMAGE_SHAPE)
+  mixed = vqvae.build_model(tiny_config(head_dtype="bfloat16"), IMAGE_SHAPE)
   params = init(bf16, images)
   assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params))
-  out = bf16.apply({"params": params}, images)
-  assert out.head.dtype == jnp.float32
+  assert bf16.apply({"params": params}, images).head.dtype == jnp.float32
+  with backends.compiling_for("tpu"):
+    assert bf16.apply({"params": params}, images).head.dtype == jnp.bfloat16
+  assert mixed.apply({"params": params}, images).head.dtype == jnp.float32
   loss16, _ = objective.loss_fn(params, bf16, images)
   loss32, _ = objective.loss_fn(params, f32, images)
   np.testing.assert_allclose(loss16, loss32, rtol=2e-2)

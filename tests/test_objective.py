@@ -1,19 +1,23 @@
 """Training loss, masked evaluation sums, rate and bits/dim helpers; a few Adam steps must learn."""
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from skimage.metrics import structural_similarity
 
+from dvq_jax import backends
 from dvq_jax.vqvae import defaults
 from dvq_jax.vqvae import likelihoods
 from dvq_jax import metrics
 from dvq_jax import vqvae
 from dvq_jax.vqvae import model_fields
 from dvq_jax.vqvae import objective
+from dvq_jax.vqvae import train
 from dvq_jax.errors import ConfigError
 from tests.vqvae_fixtures import IMAGE_SHAPE
 from tests.vqvae_fixtures import adam_steps
@@ -167,6 +171,45 @@ def test_a_few_adam_steps_lower_the_loss():
   losses, bits = adam_steps(model, params, smooth_images(), 24)
   assert losses[-1] < losses[0] - 0.05, losses
   assert bits[-1] < bits[0] - 0.1, bits
+
+
+def test_bfloat16_train_steps_learn_with_float32_params_and_adam_state():
+  """`model.dtype = "bfloat16"`: the real train step (`vqvae.train.train_step`) computes its
+  convolutions and GEMMs in bfloat16, keeps params and Adam moments float32, and learns."""
+  config = tiny_config()
+  config.model.dtype = "bfloat16"
+  model = vqvae.build_model(config, IMAGE_SHAPE)
+  images = smooth_images()
+  params = model.init(jax.random.key(1, impl="rbg"), images)["params"]
+  tx = optax.adam(1e-3)
+  state = {"step": jnp.int32(0), "params": params, "opt_state": tx.init(params)}
+  step = jax.jit(functools.partial(train.train_step, model=model, tx=tx))
+  hlo = step.lower(state, images).as_text()
+  convs = [line for line in hlo.splitlines() if "stablehlo.convolution" in line]
+  assert convs and all("bf16" in line for line in convs), convs
+  losses = []
+  for _ in range(24):
+    state, step_metrics = step(state, images)
+    losses.append(float(step_metrics["loss"]))
+  assert losses[-1] < losses[0] - 0.05, losses
+  floats = [leaf for leaf in jax.tree.leaves((state["params"], state["opt_state"]))
+            if jnp.issubdtype(leaf.dtype, jnp.floating)]
+  assert floats and all(leaf.dtype == jnp.float32 for leaf in floats)
+
+
+def test_auto_dtype_is_float32_on_cpu_and_bfloat16_on_accelerators():
+  """The default `model.dtype = "auto"` leaves a CPU step all-float32."""
+  config = tiny_config()
+  assert config.model.dtype == "auto"
+  model = vqvae.build_model(config, IMAGE_SHAPE)
+  assert model.dtype == "float32"
+  hlo = jax.jit(objective.loss_fn, static_argnums=1).lower(
+      model.init(jax.random.key(0, impl="rbg"), smooth_images())["params"], model,
+      smooth_images()).as_text()
+  assert "bf16" not in hlo
+  for platform in ("tpu", "gpu"):
+    with backends.compiling_for(platform):
+      assert vqvae.build_model(config, IMAGE_SHAPE).dtype == "bfloat16"
 
 
 # dvq; svq's codes group positions; rvq's L*M statistics. (`code_counts` of every layout is

@@ -7,6 +7,7 @@ import dataclasses
 
 import ml_collections
 
+from dvq_jax import backends
 from dvq_jax.plan import analysis
 from dvq_jax.plan import chips
 from dvq_jax.plan import fusions as fusions_lib
@@ -62,10 +63,12 @@ def plan(config: ml_collections.ConfigDict, topology: str, *,
   target = chips.target(topology)
   mesh = sharding.make_mesh(target.devices)
   planned = []
-  for program in programs_lib.programs(config, mesh, vqvae_config):
-    if program.name not in only:
-      continue
-    compiled, seconds = analysis.compile_program(program)
+  # The model and its step take the forms of the backend they are compiled for, not the host's.
+  with backends.compiling_for("gpu" if target.estimate else target.devices[0].platform):
+    compiled_programs = [(program, *analysis.compile_program(program))
+                         for program in programs_lib.programs(config, mesh, vqvae_config)
+                         if program.name in only]
+  for program, compiled, seconds in compiled_programs:
     result = analysis.analyze(program, compiled, seconds)
     bound = None
     if target.chip is not None:

@@ -120,14 +120,17 @@ def learned_prior() -> ml_collections.ConfigDict:
   config.model.residual_style = "pre_activation"  # pre_activation (VQ-VAE) | post_activation (official)
   config.model.input_scaling = "symmetric"  # symmetric: x/127.5 - 1 | official: x/255 - 0.5
   config.model.pre_quantizer_kernel = 1  # k of the encoder's last kxk conv (official code: 3)
-  # 2x upsampling: transpose_phases (the paper's 4x4 stride-2 ConvTranspose computed as four 2x2
-  # sub-pixel phases; fastest measured) | transpose (the same layer via nn.ConvTranspose; slow
-  # backward on XLA:CPU) | subpixel (a 3x3 conv + depth-to-space; ~2x the FLOPs).
+  # 2x upsampling: transpose_phases (the paper's 4x4 stride-2 ConvTranspose in each backend's
+  # fastest form: four 2x2 sub-pixel phases on CPU, nn.ConvTranspose on TPU/GPU) | transpose
+  # (nn.ConvTranspose everywhere; slow backward on XLA:CPU) | subpixel (a 3x3 conv +
+  # depth-to-space; ~2x the FLOPs).
   config.model.upsample = "transpose_phases"
   config.model.num_mixtures = 10  # logistic_mixture components
   config.model.codebook_init = "truncated_normal"
   config.model.codebook_init_scale = 0.0  # 0 = the scheme's default (official code: normal, 0.1)
-  config.model.dtype = "float32"  # compute dtype: float32 | bfloat16 (params stay float32)
+  # Compute dtype: auto (bfloat16 on TPU/GPU, float32 on CPU) | float32 | bfloat16. Params,
+  # optimizer state, the quantizer's distances and the likelihood's reductions stay float32.
+  config.model.dtype = "auto"
   # The last upsampling layer's compute dtype (the head: ~half the FLOPs): float32 | bfloat16;
   # "" = model.dtype. On XLA:CPU, which runs bfloat16 convolutions in float32, dtype float32 with
   # a bfloat16 head trained ~1.2x faster than either alone (docs/scaling.md, "CPU performance notes").

@@ -1,10 +1,10 @@
 """Building blocks of the VQ-VAE: the residual stack and the 2x down/upsampling stages.
 
-Every conv computes in `dtype` (float32 or bfloat16) and keeps float32 params. A stage that
-produces the likelihood head accumulates and returns float32 (`float32_output=True`), so logits
-are never rounded to bfloat16. Kernels start from Flax's default (LeCun normal), drawn flat by
-`dvq_jax.flat_random` (same numbers, much faster to compile on XLA:CPU): use `Conv` and
-`ConvTranspose` below rather than the `nn.` ones.
+Every conv computes in `dtype` (float32 or bfloat16) and keeps float32 params. A bfloat16 stage
+can accumulate and return float32 (`float32_output=True`): the head of a float32 model whose
+last layer alone runs in bfloat16 (`model.head_dtype`) keeps float32 logits. Kernels start
+from Flax's default (LeCun normal), drawn flat by `dvq_jax.flat_random` (same numbers, much
+faster to compile on XLA:CPU): use `Conv` and `ConvTranspose` below rather than the `nn.` ones.
 """
 
 import functools
@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dvq_jax import backends
 from dvq_jax import flat_random
 
 UPSAMPLES = ("transpose_phases", "subpixel", "transpose")
@@ -168,10 +169,11 @@ class Upsample(nn.Module):
 
   method:
     transpose_phases (default): the paper's layer, exactly `transpose` below (same params, same
-      function up to float32 rounding), computed as four 2x2 sub-pixel phases
-      (`ConvTransposePhases`); its params sit under the same name, `ConvTranspose_0`, so
-      checkpoints move between the two. Faster than both others on XLA:CPU
-      (benchmarks/RESULTS.md).
+      function up to float32 rounding), in each backend's fastest form
+      (`dvq_jax.backends.transposed_conv_as_phases`): on CPU as four 2x2 sub-pixel phases
+      (`ConvTransposePhases`, faster than both others on XLA:CPU, benchmarks/RESULTS.md), on
+      accelerators as `transpose`. Its params sit under the same name, `ConvTranspose_0`, in
+      both forms, so checkpoints move between them and between backends.
     subpixel: a 3x3 conv to 4*features channels, then `depth_to_space` (sub-pixel conv).
       Output pixel (2m+a, 2n+b) sees the 3x3 input neighbourhood of (m, n).
     transpose: a 4x4 stride-2 `nn.ConvTranspose` with padding 2 on the dilated input -- the
@@ -189,7 +191,7 @@ class Upsample(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    if self.method == "transpose_phases":
+    if self.method == "transpose_phases" and backends.transposed_conv_as_phases():
       return ConvTransposePhases(self.features, dtype=self.dtype,
                                  float32_output=self.float32_output, name="ConvTranspose_0")(x)
     if self.method == "subpixel":
@@ -198,7 +200,7 @@ class Upsample(nn.Module):
           conv_general_dilated=_CONV_FLOAT32_OUTPUT if self.float32_output else None,
       )
       return depth_to_space(conv(x), 2)
-    if self.method == "transpose":
+    if self.method in ("transpose", "transpose_phases"):
       return ConvTranspose(
           self.features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)), dtype=self.dtype,
           preferred_element_type=jnp.float32 if self.float32_output else None,

@@ -10,16 +10,16 @@ Architectures (`architecture`; hidden = `hidden_channels`, n = `num_downsamples`
       conv to the latent channels.
     decoder (the mirror): a 3x3 conv from the quantized latents to hidden; resstack; n 2x
       upsampling stages with a ReLU between them -- the second-to-last to hidden/2, the last to
-      the head's channels (float32), the others to hidden.
+      the head's channels, the others to hidden.
   dvq_official (`DVQVAE` of the official TF2 code, fostiropoulos/dvq `dvq_model.py`):
     encoder: a 3x3 stride-2 conv to hidden (TF "same" padding: 0 before, 1 after, no ReLU);
       resstack; n-1 4x4 stride-2 convs to hidden, each followed by a ReLU; a kxk conv to the
       latent channels.
     decoder: a 3x3 conv to hidden; resstack; n-1 2x upsampling stages to hidden//2, each
-      followed by a ReLU; a last 2x upsampling stage to the head's channels (float32).
+      followed by a ReLU; a last 2x upsampling stage to the head's channels.
 The images (uint8) are mapped to [-1, 1] (`input_scaling="symmetric"`) or, as the official
 code does, to x/255 - 0.5 in [-0.5, 0.5] (`"official"`), in the compute dtype; the head is
-float32.
+float32 in a float32 model (`Decoder`).
 """
 
 import functools
@@ -29,6 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dvq_jax import backends
 from dvq_jax import quantizers as q
 from dvq_jax.vqvae import layers
 from dvq_jax.vqvae import likelihoods
@@ -55,7 +56,8 @@ class ModelOutput(NamedTuple):
   """What `VQVAE.__call__` returns.
 
   Attributes:
-    head: float32 `(batch, height, width, C_out)`, the likelihood head's parameters.
+    head: `(batch, height, width, C_out)`, the likelihood head's parameters, in float32 (bfloat16
+      in a bfloat16 model on an accelerator, see `Decoder`).
     quant: the bottleneck's QuantizerOutput; codes `(batch, h, w, L)` for dvq/mvq and
       `(batch, h, w)` for vq/svq, with h = height / 2^num_downsamples (w likewise).
     latents: the encoder output `(batch, h, w, C)` the quantizer saw (EMA codebooks and
@@ -120,7 +122,14 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-  """Quantized latents `(batch, h, w, C_q)` -> float32 head `(batch, h*2^n, w*2^n, out_channels)`."""
+  """Quantized latents `(batch, h, w, C_q)` -> head `(batch, h*2^n, w*2^n, out_channels)`.
+
+  The head is float32 in a float32 model (also with a bfloat16 `head_dtype`: its GEMMs
+  accumulate and return float32) and, on CPU, in a bfloat16 one; a bfloat16 model on an
+  accelerator returns it in bfloat16, where float32 logits would double the memory traffic of
+  the step's largest tensor and of its gradient (`dvq_jax.backends.bfloat16_logits`,
+  benchmarks/RESULTS.md). The likelihoods reduce it in float32.
+  """
 
   hidden_channels: int
   residual_channels: int
@@ -141,6 +150,9 @@ class Decoder(nn.Module):
       return hidden // 2
     return hidden // 2 if j == n - 2 else hidden
 
+  def _float32_head(self) -> bool:
+    return self.dtype == jnp.float32 or not backends.bfloat16_logits()
+
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = layers.Conv(self.hidden_channels, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype)(x)
@@ -152,7 +164,7 @@ class Decoder(nn.Module):
       last = j == n - 1
       dtype = (self.head_dtype or self.dtype) if last else self.dtype
       x = layers.Upsample(self._stage_features(j), self.upsample, dtype=dtype,
-                          float32_output=last)(x)
+                          float32_output=last and self._float32_head())(x)
       if not last:
         x = nn.relu(x)
     return x
@@ -195,8 +207,9 @@ class VQVAE(nn.Module):
     upsample: transpose_phases | subpixel | transpose (`layers.Upsample`).
     codebook_init, codebook_init_scale: `quantizers.init_codebooks` scheme and scale (0 = the
       scheme's default).
-    dtype: compute dtype name, float32 | bfloat16; params are float32, the quantizer and the
-      head's output float32.
+    dtype: compute dtype name, float32 | bfloat16 (`build_model` resolves the config's "auto"
+      by backend, `dvq_jax.backends.compute_dtype`); params are float32, the quantizer's
+      distances float32, the head's output float32 in a float32 model (see `Decoder`).
     head_dtype: compute dtype of the decoder's last upsampling layer (the head, most of the
       step's FLOPs), float32 | bfloat16; "" = dtype. float32 with a bfloat16 head is the
       fastest mix measured on an XLA:CPU with AVX-512 BF16 (XLA:CPU runs bfloat16 convolutions
@@ -298,7 +311,7 @@ class VQVAE(nn.Module):
     return self.encoder(scale_images(images, self.input_scaling).astype(jnp.dtype(self.dtype)))
 
   def __call__(self, images: jax.Array, mask: jax.Array | None = None) -> ModelOutput:
-    """uint8 `(batch, H, W, C)` -> ModelOutput(head float32 `(batch, H, W, C_out)`, quant);
+    """uint8 `(batch, H, W, C)` -> ModelOutput(head `(batch, H, W, C_out)`, quant);
     `mask` (optional bool `(batch,)`) leaves padding images out of the quantizer's losses and
     statistics."""
     latents = self.latents(images)
@@ -311,7 +324,7 @@ class VQVAE(nn.Module):
     return self.quantize(self.latents(images)).codes
 
   def decode(self, codes: jax.Array) -> jax.Array:
-    """Codes (the layout `encode` returns) -> float32 head `(batch, H, W, C_out)`."""
+    """Codes (the layout `encode` returns) -> the head `(batch, H, W, C_out)` (see `Decoder`)."""
     return self.decoder(self.quantize.lookup(codes).astype(jnp.dtype(self.dtype)))
 
 
@@ -366,8 +379,8 @@ def build_model(config, image_shape: tuple[int, int, int] | None = None) -> VQVA
       num_mixtures=model.num_mixtures,
       codebook_init=model.codebook_init,
       codebook_init_scale=float(model.codebook_init_scale),
-      dtype=model.dtype,
-      head_dtype=model.get("head_dtype", ""),
+      dtype=backends.compute_dtype(model.dtype),
+      head_dtype=backends.compute_dtype(model.get("head_dtype", "")),
       quantizer_loss_reduction=config.get("quantizer_loss_reduction", "sum_features"),
       cosine=config.get("cosine", False),
       gradient_estimator=config.get("gradient_estimator", "straight_through"),

@@ -5,6 +5,7 @@
 image, the values one code takes) to the model, the objective and the evaluation.
 """
 
+from dvq_jax import backends
 from dvq_jax import quantizers as q
 from dvq_jax.errors import ConfigError
 from dvq_jax.vqvae import layers
@@ -24,7 +25,7 @@ from dvq_jax.vqvae.level_fields import positions_over_levels
 
 # The choices of config.model.dtype, .architecture and .input_scaling; `model` imports them
 # from here (this module must not import `model`, whose build_model calls it).
-DTYPES = ("float32", "bfloat16")
+DTYPES = backends.COMPUTE_DTYPES
 ARCHITECTURES = ("vqvae", "dvq_official")
 INPUT_SCALINGS = ("symmetric", "official")
 
