@@ -18,6 +18,8 @@ Choices:
     transposed conv as four 2x2 sub-pixel GEMMs on CPU (XLA:CPU's transposed-conv gradient is
     pathologically slow) and as the native `nn.ConvTranspose` elsewhere (same params, same
     function; on a TPU the GEMMs' phase interleaving doubles the head layer's memory traffic).
+  nearest-code search form: `quantizers.search_form()` (one variadic reduction on accelerators,
+    two min-reductions over a materialized tile on CPU).
   bfloat16_logits: a bfloat16 model's head (the logits) comes out in bfloat16 on accelerators
     (float32 logits doubled the TPU step's largest tensor's traffic) and in float32 on CPU
     (a bfloat16 head made XLA:CPU's bfloat16 step slower).
@@ -60,7 +62,6 @@ def categorical256_fused() -> bool:
 def transposed_conv_as_phases() -> bool:
   """True where a 4x4 stride-2 transposed conv runs as sub-pixel phase GEMMs (XLA:CPU)."""
   return platform() == "cpu"
-
 
 
 def bfloat16_logits() -> bool:

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dvq_jax import backends
 from dvq_jax import quantizers as q
 from dvq_jax.quantizers import _nearest
 from tests.conftest import ROOT
@@ -117,6 +118,9 @@ def test_vmapped_searches_match_the_brute_force(form):
 def test_the_form_follows_the_backend_and_the_environment(monkeypatch):
   monkeypatch.delenv(_nearest.SEARCH_FORM_ENV, raising=False)
   assert q.search_form() == "two_pass"  # this suite runs on CPU
+  for target in ("tpu", "gpu"):  # a step compiled ahead of time for an accelerator
+    with backends.compiling_for(target):
+      assert q.search_form() == "argmin"
   monkeypatch.setenv(_nearest.SEARCH_FORM_ENV, "argmin")
   assert q.search_form() == "argmin"
   monkeypatch.setenv(_nearest.SEARCH_FORM_ENV, "fused")

@@ -36,6 +36,8 @@ import jax
 import jax.numpy as jnp
 from jax.custom_batching import custom_vmap
 
+from dvq_jax import backends
+
 SEARCH_FORM_ENV = "DVQ_NEAREST_SEARCH"
 
 
@@ -93,7 +95,7 @@ def search_form() -> str:
   """
   form = os.environ.get(SEARCH_FORM_ENV, "")
   if not form:
-    return "two_pass" if jax.default_backend() == "cpu" else "argmin"
+    return "two_pass" if backends.platform() == "cpu" else "argmin"
   if form not in _FORMS:
     raise ValueError(f"{SEARCH_FORM_ENV}={form!r} is not a search form: set it to one of"
                      f" {list(SEARCH_FORMS)}, or unset it for the backend's default")
