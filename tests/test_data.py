@@ -264,7 +264,7 @@ def test_npz_file_errors(tmp_path):
   np.save(tmp_path / "single.npy", _GOOD)
   _one_line_error("single .npy array", data.load, _config(f"npz:{tmp_path}/single.npy"))
   (tmp_path / "text.npz").write_text("not numpy")
-  _one_line_error("cannot be read", data.load, _config(f"npz:{tmp_path}/text.npz"))
+  _one_line_error("is not an .npz file", data.load, _config(f"npz:{tmp_path}/text.npz"))
 
 
 # --- folder -------------------------------------------------------------------------------------

@@ -15,14 +15,17 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   """Checks the fields of a learned-prior config on their own (no IO, no devices).
 
   The model's fields (quantizer, likelihood, L, K, D, widths, beta, latent_channels) are
-  checked by `vqvae.build_model`, the data set's name by `data.check_dataset_name`, the shared
-  training fields by `training.validation.check_training`; the evaluation fields here.
+  checked by `vqvae.model_fields.check_model_fields`, the data set's name by
+  `data.check_dataset_name`, the shared training fields by `training.validation.check_training`;
+  the evaluation fields here.
   """
   from dvq_jax import data  # pylint: disable=g-import-not-at-top
-  from dvq_jax import vqvae  # pylint: disable=g-import-not-at-top
+  from dvq_jax.vqvae.model_fields import check_model_fields  # pylint: disable=g-import-not-at-top
 
   data.check_dataset_name(config.dataset)
-  vqvae.build_model(config)
+  # The fields alone: building the model would resolve `model.dtype = "auto"` through the
+  # backend, and a multi-host run must not start a backend before jax.distributed.initialize.
+  check_model_fields(config)
   training_validation.check_training(config)
   for field in ("eval_batch_size", "max_eval_examples", "unigram_train_examples",
                 "num_recon_images", "grain_workers"):
