@@ -68,6 +68,9 @@ def run(body: Callable[[list[str]], None], flag_values: flags.FlagValues,
     rest = parse(argv) if parse else flag_values(argv)
   except flags.Error as e:
     fail(f"{one_line(e)}; see --help")
+  # As absl's app.run does: log records of every library (the loop's, orbax's) go through absl's
+  # handler, and --verbosity sets the level of all of them.
+  logging.use_absl_handler()
   logging.set_verbosity(flag_values.verbosity)
   flags.FLAGS.mark_as_parsed()  # libraries that read absl's global flags (grain) may run now
   # Imported here: it imports JAX (see the module docstring).
