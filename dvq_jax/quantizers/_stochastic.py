@@ -100,10 +100,12 @@ def stochastic_quantize(
   """VQ with sampled codes: code ~ softmax(-||z - e||^2 / temperature), from `key`.
 
   The quantized value is always the sampled code vector e_code. Its gradient:
-    straight_through: with respect to z the identity (as `vector_quantize`);
-    gumbel_softmax: that of the relaxation softmax(-||z - e||^2 / temperature + g) @ codebook
-      with the same Gumbel noise g (the straight-through Gumbel-softmax of Jang et al. 2017),
-      reaching both z and the codebook.
+
+  * straight_through: with respect to z the identity (as `vector_quantize`);
+  * gumbel_softmax: that of the relaxation softmax(-||z - e||^2 / temperature + g) @ codebook
+    with the same Gumbel noise g (the straight-through Gumbel-softmax of Jang et al. 2017),
+    reaching both z and the codebook.
+
   The losses are `vector_quantize`'s for the sampled codes. At temperature 0 this is exactly
   `vector_quantize` (nearest codes, no randomness). `depthwise(stochastic_quantize, L)(z,
   codebooks, key=key, temperature=...)` is its DVQ form (one key a slice).
