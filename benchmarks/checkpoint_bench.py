@@ -16,7 +16,6 @@ and the time to drain the last save; then the load and the CPU.
 """
 
 import argparse
-import functools
 import os
 import platform
 import statistics
@@ -24,12 +23,13 @@ import tempfile
 import time
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
+from configs import cifar10
 from dvq_jax.training import checkpointing
+from dvq_jax.training import loop
 from dvq_jax.vqvae import train
-
-import train_bench  # pylint: disable=g-bad-import-order  (benchmarks/ is on sys.path)
 
 WAYS = ("none", "orbax", "digest")
 
@@ -84,9 +84,12 @@ def main() -> None:
   parser.add_argument("--rounds", type=int, default=3, help="rounds of each way, alternating")
   args = parser.parse_args()
 
-  model, tx, images, state = train_bench._setup("categorical256", args.batch)  # pylint: disable=protected-access
+  # The trainer's own state and step (`train.training_parts`), jitted with the state donated.
+  _, init_state, step = train.training_parts(cifar10.get_config(), (32, 32, 3))
+  state = loop.initial_state(init_state, jax.random.key(0), None)
+  images = np.random.default_rng(0).integers(0, 256, (args.batch, 32, 32, 3), dtype=np.uint8)
   size = sum(x.nbytes for x in jax.tree.leaves(state))
-  step_fn = jax.jit(functools.partial(train.train_step, model=model, tx=tx), donate_argnums=0)
+  step_fn = jax.jit(step, donate_argnums=0)
   state, _ = jax.block_until_ready(step_fn(state, images))  # compile
   results = {way: [] for way in WAYS}
   for r in range(args.rounds):
