@@ -24,7 +24,7 @@ CASES = {
                         r"^\| dvq_jax cifar10.py:small float32/bfloat16 transpose_phases"
                         r" microbatches=2 \| 2 \| 109,944"]),
     "search_forms": (["search_forms.py", "--sizes", "512,2,4,64", "300,2,3,70000", "--rounds",
-                      "1"], [r"^\| two_pass \| 300 \| 2 \| 3 \| 70000 \| .* \| True \|$",
+                      "1", "--forms", "two_pass,fused,argmin"], [r"^\| two_pass \| 300 \| 2 \| 3 \| 70000 \| .* \| True \|$",
                              r"^\| argmin \| 300 \| 2 \| 3 \| 70000 \| .* \| True \|$"]),
     "quantizer_memory": (["quantizer_memory.py", "--vectors", "4096", "--codes", "1024"],
                          [r"limit 4 GB: OK$"]),
