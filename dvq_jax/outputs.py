@@ -90,6 +90,23 @@ def _write_error(path: str, flag: str, error: OSError) -> ConfigError:
 
 
 @contextlib.contextmanager
+def _renamed_on_success(temporary: str, target: str, path: str, flag: str):
+  """Around the writing of `temporary`: renames it to `target` when the block succeeds, removes
+  it when the block fails (an OSError becomes `_write_error` for `path`)."""
+  _partial.add(temporary)
+  try:
+    yield
+    os.replace(temporary, target)
+    _partial.discard(temporary)
+  except OSError as e:
+    _remove(temporary)
+    raise _write_error(path, flag, e) from None
+  except BaseException:
+    _remove(temporary)
+    raise
+
+
+@contextlib.contextmanager
 def atomic_file(path: str, flag: str):
   """Yields a binary file object; on success its bytes appear at `path` in one rename.
 
@@ -104,20 +121,11 @@ def atomic_file(path: str, flag: str):
       raise _write_error(path, flag, e) from None
     return
   temporary = _temporary(path)
-  _partial.add(temporary)
-  try:
+  with _renamed_on_success(temporary, path, path, flag):
     with open(temporary, "wb") as f:
       yield f
       f.flush()
       os.fsync(f.fileno())
-    os.replace(temporary, path)
-    _partial.discard(temporary)
-  except OSError as e:
-    _remove(temporary)
-    raise _write_error(path, flag, e) from None
-  except BaseException:
-    _remove(temporary)
-    raise
 
 
 @contextlib.contextmanager
@@ -128,19 +136,11 @@ def atomic_folder(path: str, flag: str):
   Raises:
     ConfigError: an OSError while writing or renaming (the temporary folder is removed).
   """
-  temporary = _temporary(os.path.normpath(path))
-  _partial.add(temporary)
-  try:
+  target = os.path.normpath(path)
+  temporary = _temporary(target)
+  with _renamed_on_success(temporary, target, path, flag):
     os.mkdir(temporary)
     yield temporary
-    os.replace(temporary, os.path.normpath(path))
-    _partial.discard(temporary)
-  except OSError as e:
-    _remove(temporary)
-    raise _write_error(path, flag, e) from None
-  except BaseException:
-    _remove(temporary)
-    raise
 
 
 def remove_partial() -> None:
