@@ -24,12 +24,14 @@ models.
 
 `:full` covers the whole rate range, ~0.04 to 2.7 bits/dim under the uniform code rate: nine
 families at 2, 8, 16, 32, 64, 96 and 128 bits per 8x8-grid position (rate = bits * 64 / 3072),
-vq and svq only up to 16 bits (K <= 65,536), 3 seeds each, 177 runs of 1,500 steps:
+vq and svq only up to 16 bits (K <= 65,536), 3 seeds each, 219 runs of 1,500 steps:
   dvq, mvq    (L, K) = (1, 4) ... (16, 256); D = 64 / L
   rvq         M = 2 residual stages a slice, (1, 2) ... (16, 16)
   fsq         L slices of the grid `grid.FSQ_LEVELS[K]` (K = 4, 256, 4096: prod(levels) = 4, 240,
               4,375 codes; log2 of that is the rate, so its points sit within 2% of the others')
   lfq         L slices of D = log2 K sign bits
+  bsq         L slices of D = log2 K bits on the unit sphere (binary spherical quantization)
+  simvq       dvq with `codebook_parameterization` = "simvq" (frozen basis times a learned map)
   dvq_learned dvq with `slice_projection` = "learned" (Depthwise Quantization, CVPR 2022)
   dvq_2level  dvq with `levels` = 2: the same (L, K) on a 4x4 top grid as well, 1.25x the rate
   vq, svq     K = 4, 16, 256, 4,096, 65,536 (svq with L = 4)
@@ -38,11 +40,11 @@ Held equal at every point of `:full`: the data and evaluation (the demo patches)
 the batch, the optimizer and learning rate, the 1,500 steps, the loss (beta, reduction) and the
 seeds (base.seed .. base.seed + 2). What differs is only the quantizer's input and output
 projection, and it cannot be held equal: the encoder's last 1x1 conv emits latent_width = 64
-channels for dvq, mvq, vq, svq, rvq and both dvq variants, but L * len(levels) for fsq (its
-width is set by its levels) and L * log2 K for lfq (one channel a bit); the decoder's first
-conv reads L*64 channels for mvq (L concatenated full-width vectors) and 64 + 64 for the
-2-level model (bottom + upsampled top); the learned projection adds L (64 x D) matrices and
-the top level its own small encoder and decoder. The study handles this by letting only those
+channels for dvq, mvq, vq, svq, rvq, simvq and both dvq variants, but L * len(levels) for fsq
+(its width is set by its levels) and L * log2 K for lfq and bsq (one channel a bit); the
+decoder's first conv reads L*64 channels for mvq (L concatenated full-width vectors) and
+64 + 64 for the 2-level model (bottom + upsampled top); the learned projection adds L (64 x D)
+matrices and the top level its own small encoder and decoder. The study handles this by letting only those
 layers vary (the trunks are identical), recording each point's full config
 (`<workdir>/<point>/config.json`), and comparing families at equal uniform rate, where each
 family's points are placed on the same bit ladder.
@@ -71,21 +73,24 @@ def _full_grid(config: ml_collections.ConfigDict) -> None:
   config.latent_width = 64  # the paper's L*D = 8*8: D = 64 / L
   ladder = ((1, 4), (2, 16), (4, 16), (8, 16), (8, 256), (8, 4096), (16, 256))  # 2 ... 128 bits
   vq_sizes = (4, 16, 256, 4096, 65536)  # 2 ... 16 bits: one codebook up to K = 65,536
-  # Further families enter here as a name in quantizers, its (L, K) ladder in grid and, when
-  # they are a quantizer with options, their fields in families: bsq and simvq belong on the
-  # same ladder.
-  config.quantizers = ("dvq", "mvq", "rvq", "fsq", "lfq", "dvq_learned", "dvq_2level", "vq",
-                       "svq")
+  # A further family enters as a name in quantizers, its (L, K) ladder in grid and, when it is
+  # a quantizer with options, its fields in families.
+  bit_ladder = ((1, 4), (1, 256), (2, 256), (4, 256), (8, 256), (8, 4096), (16, 256))
+  config.quantizers = ("dvq", "mvq", "rvq", "fsq", "lfq", "bsq", "simvq", "dvq_learned",
+                       "dvq_2level", "vq", "svq")
   config.families = ml_collections.ConfigDict({
       "rvq": {"num_stages": 2},
+      "simvq": {"quantizer": "dvq", "codebook_parameterization": "simvq"},
       "dvq_learned": {"quantizer": "dvq", "slice_projection": "learned"},
       "dvq_2level": {"quantizer": "dvq", "levels": 2},
   })
   config.grid = ml_collections.ConfigDict({
-      "dvq": ladder, "mvq": ladder, "dvq_learned": ladder, "dvq_2level": ladder,
+      "dvq": ladder, "mvq": ladder, "simvq": ladder, "dvq_learned": ladder,
+      "dvq_2level": ladder,
       "rvq": ((1, 2), (1, 16), (2, 16), (4, 16), (8, 16), (8, 64), (16, 16)),  # M = 2 stages
-      "fsq": ((1, 4), (1, 256), (2, 256), (4, 256), (8, 256), (8, 4096), (16, 256)),
-      "lfq": ((1, 4), (1, 256), (2, 256), (4, 256), (8, 256), (8, 4096), (16, 256)),
+      "fsq": bit_ladder,
+      "lfq": bit_ladder,
+      "bsq": bit_ladder,
       "vq": tuple((1, size) for size in vq_sizes),
       "svq": tuple((4, size) for size in vq_sizes),
   })
@@ -128,7 +133,7 @@ def get_config(arg=None):
     config.grid.mvq = ((2, 4),)
     config.grid.svq = ((2, 16),)
     if arg.full:  # one point a family
-      for family in ("rvq", "fsq", "lfq", "dvq_learned", "dvq_2level"):
+      for family in ("rvq", "fsq", "lfq", "bsq", "simvq", "dvq_learned", "dvq_2level"):
         config.grid[family] = ((2, 4),)
     config.seeds = 1
   return config

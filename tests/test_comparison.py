@@ -202,8 +202,8 @@ def test_full_grid_spans_the_rate_range_with_overlapping_families():
     rates.setdefault(p.quantizer, set()).add(round(bits, 6))
     if point_config.quantizer in ("vq", "svq"):
       assert point_config.codebook_size <= 65536
-  assert set(rates) == {"dvq", "mvq", "rvq", "fsq", "lfq", "dvq_learned", "dvq_2level", "vq",
-                        "svq"}
+  assert set(rates) == {"dvq", "mvq", "rvq", "fsq", "lfq", "bsq", "simvq", "dvq_learned",
+                        "dvq_2level", "vq", "svq"}
   assert all(len(r) >= 5 for r in rates.values()), rates
   assert max(min(r) for r in rates.values()) < 0.06  # every family starts near 0.05 bits/dim
   for family, r in rates.items():

@@ -11,7 +11,7 @@ A grid entry is a family: a quantizer name, or a name in `config.families` whose
 (`quantizer` and any learned-prior fields, e.g. `num_stages`, `slice_projection`, `levels`)
 are set on the base config too. For the two quantizers whose code alphabet is not a free K,
 the point's K picks it: fsq uses `FSQ_LEVELS[K]` (D = len(levels), prod(levels) ~ K codes a
-slice), lfq uses D = log2(K) bits a slice; their encoders then emit L*D channels, not
+slice), lfq and bsq use D = log2(K) bits a slice; their encoders then emit L*D channels, not
 latent_width.
 """
 
@@ -62,8 +62,8 @@ def _pairs(config: ml_collections.ConfigDict, quantizer: str) -> list[tuple[int,
     if kind == "fsq" and size not in FSQ_LEVELS:
       raise ConfigError(f"config.grid.{quantizer} has fsq K = {size}; use one of"
                         f" {', '.join(map(str, FSQ_LEVELS))} (grid.FSQ_LEVELS)")
-    if kind == "lfq" and (size & (size - 1) or size > 2**16):
-      raise ConfigError(f"config.grid.{quantizer} has lfq K = {size}; use a power of two up to"
+    if kind in ("lfq", "bsq") and (size & (size - 1) or size > 2**16):
+      raise ConfigError(f"config.grid.{quantizer} has {kind} K = {size}; use a power of two up to"
                         " 65536 (K = 2^D codes for D bits a slice)")
   return pairs
 
@@ -112,7 +112,7 @@ def point_config(config: ml_collections.ConfigDict, point: Point) -> ml_collecti
   base.codebook_dim = config.latent_width // point.num_codebooks
   if base.quantizer == "fsq":
     base.fsq_levels = FSQ_LEVELS[point.codebook_size]
-  elif base.quantizer == "lfq":
+  elif base.quantizer in ("lfq", "bsq"):
     base.codebook_dim = int(math.log2(point.codebook_size))
   base.equal_width = True
   base.seed = point.seed
