@@ -4,7 +4,8 @@ r"""Draws images from a trained code prior: `python -m dvq_jax.sample`.
       --output=samples.png [--seed=0 --top_k=0]
 
 Codes are drawn token by token with the KV cache inside one jitted loop, decoded by the
-VQ-VAE's tokenizer, tiled into a titled PNG grid (upscaled for viewing) at `--output` (a `.png`),
+VQ-VAE's tokenizer, tiled into a PNG grid at `--output` (a `.png`; upscaled for viewing, titled
+with the sampling settings, labelled with the quantizer, L, K and the prior's step and order),
 and saved with the images in an npz of the same name (`samples.npz`: `codes` `(N, h, w, L)`,
 `images` `(N, H, W, C)`). Both files are checked before any compute and appear whole or not at
 all (`dvq_jax.outputs`).
@@ -13,6 +14,7 @@ From Python: `dvq_jax.sample.write_samples(...)` or `dvq_jax.prior.sampling.samp
 
 import io
 import math
+import typing
 
 import numpy as np
 from absl import flags
@@ -22,6 +24,9 @@ from dvq_jax import cli
 from dvq_jax import figures
 from dvq_jax import outputs
 from dvq_jax.errors import ConfigError
+
+if typing.TYPE_CHECKING:  # the prior imports JAX, which the flag checks should not wait for
+  from dvq_jax import prior
 
 MAX_SAMPLES = 4096  # per command: the grid and the npz hold every image in memory
 
@@ -39,6 +44,14 @@ flags.DEFINE_string("output", "samples.png", "The PNG grid (.png); the npz goes 
 
 def _npz_path(output: str) -> str:
   return str(epath.Path(output).with_suffix(".npz"))
+
+
+def panel_label(loaded: "prior.LoadedPrior") -> str:
+  """The sample grid's panel label: which VQ-VAE decodes the codes and which prior drew them."""
+  tokenizer = loaded.tokenizer
+  return (f"decoded by the {tokenizer.config.quantizer} VQ-VAE ({tokenizer.num_codebooks} of"
+          f" K = {tokenizer.codebook_size} codes a position); prior at step"
+          f" {loaded.checkpoint_step}, {loaded.config.order}")
 
 
 def write_samples(prior_workdir: str, output: str, *, num_samples: int = 64,
@@ -68,7 +81,7 @@ def write_samples(prior_workdir: str, output: str, *, num_samples: int = 64,
   title = (f"{num_samples} samples of the code prior, temperature {temperature:g},"
            f" top_k {top_k or 'all'}, seed {seed}")
   grid = figures.labeled_panels(
-      [("decoded by the VQ-VAE", images)], title, columns=math.ceil(math.sqrt(num_samples)))
+      [(panel_label(loaded), images)], title, columns=math.ceil(math.sqrt(num_samples)))
   png = io.BytesIO()
   figures.png_image(grid).save(png, "PNG")
   with outputs.atomic_file(_npz_path(output), "--output") as arrays, \

@@ -67,6 +67,8 @@ def test_train_eval_load_and_sample(tmp_path):
   output = tmp_path / "out" / "samples.png"
   output.parent.mkdir()  # outputs go into an existing folder
   drawn = sample.write_samples(str(workdir), str(output), num_samples=5, seed=1)
+  assert sample.panel_label(loaded) == ("decoded by the dvq VQ-VAE (2 of K = 16 codes a position);"
+                                        " prior at step 4, codebook_major")
   assert drawn["codes"].shape == (5, 4, 4, 2) and drawn["images"].shape == (5, 16, 16, 3)
   stored = np.load(tmp_path / "out" / "samples.npz")
   np.testing.assert_array_equal(stored["images"], drawn["images"])
