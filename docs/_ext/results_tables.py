@@ -4,7 +4,8 @@
     ```
 
 renders the named table from the JSON a committed command wrote (`rd.json` of the
-rate-distortion study, `results*.json` of static-prior runs, the `toolbox_study.py` records), so
+rate-distortion study, `results*.json` of static-prior runs, the `toolbox_study.py` records, the
+code priors' `eval.json`), so
 no number on the pages is typed in by hand. Means ± sample standard deviations (ddof 1) over
 seeds or repetitions, as every table of the site.
 """
@@ -166,10 +167,31 @@ def static_prior_fig4_num_codebooks() -> str:
                      baselines["vq"], baselines["vq_k+"]] for r in dvq])
 
 
+def code_prior() -> str:
+  """A code prior per quantizer's demo VQ-VAE, one seed each, from the files in `prior/`.
+
+  `<quantizer>_eval.json` is the prior run's `eval.json`, `<quantizer>_codes.json` its tokenizer
+  record (L, K) and `<quantizer>_vqvae_eval.json` the VQ-VAE's `eval.json` (PSNR, SSIM).
+  """
+  rows = []
+  for quantizer in _QUANTIZER_ORDER:
+    run = _load(f"prior/{quantizer}_eval.json")
+    codes = _load(f"prior/{quantizer}_codes.json")
+    vqvae = _load(f"prior/{quantizer}_vqvae_eval.json")
+    prior, unigram = run["rate_prior_bits_per_dim"], run["rate_unigram_bits_per_dim"]
+    rows.append([quantizer, f"{codes['num_codebooks']} x {codes['codebook_size']}",
+                 f"{run['recon_bits_per_dim']:.3f}", f"{vqvae['psnr']:.1f}",
+                 f"{vqvae['ssim']:.3f}", f"{run['rate_bits_per_dim']:.3f}", f"{unigram:.3f}",
+                 f"{prior:.3f}", f"{prior / unigram:.2f}", f"{run['elbo_bits_per_dim']:.3f}"])
+  return _markdown(["quantizer", "L x K", "recon bits/dim", "PSNR (dB)", "SSIM",
+                    "rate, uniform", "rate, unigram", "rate, prior", "prior / unigram",
+                    "ELBO (recon + prior)"], rows)
+
+
 TABLES: dict[str, Callable[[], str]] = {
-    f.__name__: f for f in (rate_distortion, rate_distortion_unigram_ratio, toolbox_families,
-                            toolbox_stateful, static_prior_fig3a, static_prior_fig3b,
-                            static_prior_fig3a_uniform, static_prior_fig4,
+    f.__name__: f for f in (code_prior, rate_distortion, rate_distortion_unigram_ratio,
+                            toolbox_families, toolbox_stateful, static_prior_fig3a,
+                            static_prior_fig3b, static_prior_fig3a_uniform, static_prior_fig4,
                             static_prior_fig4_num_codebooks)}
 
 
