@@ -5,8 +5,8 @@
 
 renders the named table from the JSON a committed command wrote (`rd.json` of the
 rate-distortion study, `results*.json` of static-prior runs, the `toolbox_study.py` records, the
-code priors' `eval.json`), so
-no number on the pages is typed in by hand. Means ± sample standard deviations (ddof 1) over
+code priors' `eval.json`, `benchmarks/codec_bench.py`'s `codec_rd.json`), so no number on the
+pages is typed in by hand. Means ± sample standard deviations (ddof 1) over
 seeds or repetitions, as every table of the site.
 """
 
@@ -188,10 +188,65 @@ def code_prior() -> str:
                     "ELBO (recon + prior)"], rows)
 
 
+def _codec_sets() -> list[dict]:
+  return _load("codec/codec_rd.json")
+
+
+def codec_lossless() -> str:
+  """Lossless bits/dim per image set, ours against PIL's codecs (`codec/codec_rd.json`)."""
+  sets = _codec_sets()
+  labels = list(sets[0]["lossless"])
+  lines = [("ours, one file", lambda r: r["ours_bits_per_dim"]),
+           ("model bound (prior + head)", lambda r: r["bound_bits_per_dim"]),
+           ("of which the codes", lambda r: r["code_bits_per_dim"])]
+  overhead = [("ours, one file, over the model bound (%, not bits/dim)",
+               lambda r: 100 * (r["ours_bits_per_dim"] / r["bound_bits_per_dim"] - 1))]
+  lines += [(f"{label}, one mosaic", lambda r, k=label: r["lossless"][k]) for label in labels]
+  lines += [(f"{label}, a file per image", lambda r, k=label: r["per_file"][k])
+            for label in labels]
+  lines.append(("ours, a file per image (first images)",
+                lambda r: r["ours_per_file_bits_per_dim"]))
+  lines += [(f"{label}, a file per image (first images)",
+             lambda r, k=label: r["per_file"][k + " (subset)"]) for label in labels]
+  return _markdown(["bits/dim (lower is better)"] + [f"{r['name']} ({r['count']} images)"
+                                                      for r in sets],
+                   [[label] + [f"{get(r):.3f}" for r in sets] for label, get in lines + overhead])
+
+
+def codec_lossy() -> str:
+  """Our codes alone and JPEG's quality sweep: bits/pixel and PSNR (`codec/codec_rd.json`)."""
+  sets = _codec_sets()
+  header = ["setting"]
+  for r in sets:
+    header += [f"{r['name']}: bits/pixel, a file per image", "PSNR (dB)",
+               "bits/pixel, one file or mosaic", "PSNR (dB)"]
+  rows = [["ours, the codes only"] + [
+      cell for r in sets for cell in (f"{r['ours_lossy_per_file_bpp']:.3f} (first images)",
+                                      f"{r['ours_lossy_psnr']:.2f}",
+                                      f"{r['ours_lossy_bpp']:.3f}", f"{r['ours_lossy_psnr']:.2f}")]]
+  for i, quality in enumerate(j["quality"] for j in sets[0]["jpeg"]):
+    rows.append([f"JPEG quality {quality}"] + [
+        cell for r in sets for cell in (f"{r['jpeg'][i]['per_file_bpp']:.3f}",
+                                        f"{r['jpeg'][i]['per_file_psnr']:.2f}",
+                                        f"{r['jpeg'][i]['mosaic_bpp']:.3f}",
+                                        f"{r['jpeg'][i]['mosaic_psnr']:.2f}")])
+  return _markdown(header, rows)
+
+
+def codec_speed() -> str:
+  """Images/s to compress and decompress each set, lossless and lossy (`codec/codec_rd.json`)."""
+  keys = ("compress_s", "decompress_s", "lossy_compress_s", "lossy_decompress_s")
+  return _markdown(["image set", "lossless compress", "lossless decompress", "lossy compress",
+                    "lossy decompress"],
+                   [[r["name"]] + [f"{r['count'] / r[k]:.2f}" for k in keys]
+                    for r in _codec_sets()])
+
+
 TABLES: dict[str, Callable[[], str]] = {
-    f.__name__: f for f in (code_prior, rate_distortion, rate_distortion_unigram_ratio,
-                            toolbox_families, toolbox_stateful, static_prior_fig3a,
-                            static_prior_fig3b, static_prior_fig3a_uniform, static_prior_fig4,
+    f.__name__: f for f in (code_prior, codec_lossless, codec_lossy, codec_speed,
+                            rate_distortion, rate_distortion_unigram_ratio, toolbox_families,
+                            toolbox_stateful, static_prior_fig3a, static_prior_fig3b,
+                            static_prior_fig3a_uniform, static_prior_fig4,
                             static_prior_fig4_num_codebooks)}
 
 
