@@ -8,8 +8,9 @@ XLA:CPU allocates a compiled step's temporary buffers afresh on every call (543 
 `mmap` and unmaps them on `free`, so every step faults the same memory in again, 4 KiB at a time:
 ~142,000 page faults and ~0.3 s of system time in a 1.2-1.5 s step on the 2-core CPU here.
 With `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` (glibc >= 2.35) malloc asks the kernel for 2 MiB
-transparent huge pages on those maps: ~500 faults a step, and the float32 step ran 12-16% faster
-beside the official TF2 code (benchmarks/RESULTS.md, "glibc's allocator"). glibc reads
+transparent huge pages on those maps: 400-2,500 faults a step, and the float32 step ran 15-17%
+faster relative to the official TF2 code timed beside it (benchmarks/RESULTS.md, "Huge pages and
+the bfloat16 head's gradient"). glibc reads
 tunables only at process start, hence the re-exec: same interpreter, same command line
 (`sys.orig_argv`), same pid, before any JAX import; the second start costs ~0.1 s (absl and
 ml_collections imported again: 0.33-0.43 s against 0.24-0.25 s to a `--config` error).
