@@ -114,15 +114,17 @@ def _rung_label(bits: float, rows: list[dict]) -> str:
 
 
 def rate_distortion_full_status() -> str:
-  """How far the full grid is, from its committed rd.json."""
+  """How far the full grid is, from its committed rd.json; its rd.png once it has finished."""
   records, status = _full_records()
   if records is None:
     return status
+  plot = (f"\n\n![the full grid](images/{_FULL}/rd.png)"
+          if (_IMAGES / _FULL / "rd.png").exists() else "")
   steps = sorted({r["num_train_steps"] for r in records})
   seeds = sorted({r["seed"] for r in records})
   return (f"All {len(records)} runs of the full grid are in `docs/images/{_FULL}/rd.json`"
           f" ({len({r['quantizer'] for r in records})} families, seeds"
-          f" {', '.join(map(str, seeds))}, {', '.join(map(str, steps))} steps).")
+          f" {', '.join(map(str, seeds))}, {', '.join(map(str, steps))} steps).{plot}")
 
 
 def rate_distortion_full_rungs() -> str:
