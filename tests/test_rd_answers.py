@@ -127,6 +127,34 @@ def test_the_4x_steps_variant_trains_each_family_on_two_rungs_once():
   assert {p.name for p in points} <= {p.name for p in rate_distortion.points(full)}
 
 
+def test_an_older_rd_json_reads_with_its_rung_steps_and_config_from_the_study_config(tmp_path):
+  # rd.json records written before records carried bits_per_position, num_train_steps and
+  # config: the comparison and the page complete them from the study's config.json.
+  full = config_files.load("configs/rate_distortion.py:full")
+  (tmp_path / "config.json").write_text(full.to_json_best_effort())
+  result = {key: 1.0 for key in rate_distortion.records.METRIC_KEYS}
+  chosen = [p for p in rate_distortion.points(full)
+            if p.quantizer in ("rvq", "fsq", "dvq_2level", "vq") and p.seed == 1]
+  records = [rate_distortion.records.point_record(
+      full, p, rate_distortion.point_config(full, p), result) for p in chosen]
+  _write(tmp_path, "rd.json", [{key: r[key] for key in r
+                                if key not in rate_distortion.records.DERIVED_KEYS}
+                               for r in records])
+  assert steps_check.short_records(str(tmp_path)) == records
+  rvq = next(r for r in records if r["quantizer"] == "rvq" and r["num_codebooks"] == 2)
+  assert (rvq["bits_per_position"], rvq["num_train_steps"]) == (16.0, 1500)  # 2 x 2 stages x 4
+  assert rvq["config"] == {"quantizer": "rvq", "num_codebooks": 2, "codebook_size": 16,
+                           "codebook_dim": 32, "equal_width": True, "seed": 1}
+  fsq = next(r for r in records if r["quantizer"] == "fsq" and r["num_codebooks"] == 2)
+  assert fsq["bits_per_position"] == 16.0 and fsq["config"]["fsq_levels"] == [8, 6, 5]
+  # A record that has the keys keeps them.
+  assert rate_distortion.complete_records(full, [{**rvq, "num_train_steps": 6000}])[0][
+      "num_train_steps"] == 6000
+  (tmp_path / "config.json").unlink()
+  with pytest.raises(rate_distortion.grid.ConfigError, match="config.compare_with"):
+    steps_check.short_records(str(tmp_path))
+
+
 def _write(folder: pathlib.Path, name: str, payload) -> None:
   folder.mkdir(parents=True, exist_ok=True)
   (folder / name).write_text(json.dumps(payload))
@@ -152,8 +180,11 @@ def test_the_page_says_how_far_the_grid_is_until_it_has_every_run(tmp_path, monk
                     "num_train_steps": 1500, "seed": p.seed, "index": i})
   _write(folder, "rd.json", records[:5])
   assert f"5 of its {expected} runs" in results_tables.rate_distortion_full_status()
-  _write(folder, "rd.json", records)
+  _write(folder, "rd.json", [{key: r[key] for key in r
+                              if key not in ("bits_per_position", "num_train_steps")}
+                             for r in records])  # as an older rd.json: from the config
   assert f"All {expected} runs" in results_tables.rate_distortion_full_status()
+  assert "1500 steps" in results_tables.rate_distortion_full_status()
   rungs = results_tables.rate_distortion_full_rungs()
   assert rungs.count("winner **dvq**") == 7  # DVQ's rungs; those of 4 and 12 have vq and svq
   assert rungs.count("no family ahead of all others") == 2

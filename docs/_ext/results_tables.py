@@ -81,25 +81,28 @@ def rate_distortion_unigram_ratio() -> str:
 _FULL = "rate_distortion_full"  # docs/images/rate_distortion_full: the `:full` grid's outputs
 
 
-def _full_expected() -> int:
-  """Points of `configs/rate_distortion.py:full`: what a finished grid's rd.json holds."""
-  from dvq_jax import rate_distortion as rd  # pylint: disable=import-outside-toplevel
+def _full_config() -> Any:
+  """`configs/rate_distortion.py:full`, the config of the grid the page reports."""
   path = _DOCS.parent / "configs" / "rate_distortion.py"
   spec = importlib.util.spec_from_file_location("rate_distortion_config", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return len(rd.points(module.get_config("full")))
+  return module.get_config("full")
 
 
 def _full_records() -> tuple[list[dict] | None, str]:
   """(the full grid's rd.json records, "") once it has every point; else (None, a line saying
-  how many of them the committed rd.json has)."""
+  how many of them the committed rd.json has). Records of an older rd.json get their rung and
+  steps from the config (`records.complete_records`)."""
+  from dvq_jax.rate_distortion import complete_records  # pylint: disable=import-outside-toplevel
+  from dvq_jax.rate_distortion import points  # pylint: disable=import-outside-toplevel
   path = _IMAGES / _FULL / "rd.json"
-  done = len(json.loads(path.read_text())) if path.exists() else 0
-  expected = _full_expected()
-  if done == expected:
-    return _load(f"{_FULL}/rd.json"), ""
-  return None, (f"*The full grid has not finished: {done} of its {expected} runs are in"
+  records = json.loads(path.read_text()) if path.exists() else []
+  config = _full_config()
+  expected = len(points(config))
+  if len(records) == expected:
+    return complete_records(config, records), ""
+  return None, (f"*The full grid has not finished: {len(records)} of its {expected} runs are in"
                 f" `docs/images/{_FULL}/rd.json`; this table fills in when it has all of them.*")
 
 

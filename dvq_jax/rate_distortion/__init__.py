@@ -14,7 +14,8 @@ from dvq_jax.rate_distortion.grid import points
 from dvq_jax.rate_distortion.hull import lower_convex_hull
 from dvq_jax.rate_distortion.priors import PRIOR_KEYS
 from dvq_jax.rate_distortion.records import RECORD_KEYS
+from dvq_jax.rate_distortion.records import complete_records
 from dvq_jax.rate_distortion.study import run
 
-__all__ = ["PRIOR_KEYS", "Point", "RECORD_KEYS", "lower_convex_hull", "point_config", "points",
-           "run"]
+__all__ = ["PRIOR_KEYS", "Point", "RECORD_KEYS", "complete_records", "lower_convex_hull",
+           "point_config", "points", "run"]

@@ -3,12 +3,12 @@
   python -m dvq_jax.main --config=configs/rate_distortion.py:full,check \
       --config.compare_with=W --workdir=W_check
 
-`:check` trains each family's point on the rungs `config.rungs` (16 and 64 bits a position) at
-4x the steps, one seed. With `config.compare_with` = W, the workdir of the study at the shorter
-length (its rd.json), the run then writes `steps_check.json` and `steps_check.csv`: for each
-rung and family the metric (test recon bits/dim) at both lengths, the shorter one's mean over
-its seeds, and the family's rank at each; and for each rung the Spearman rank correlation of the
-two orderings and the fraction of family pairs that keep their order.
+`:check` trains each family's point on the rungs `config.rungs` (16 and 64 bits a position) at 4x
+the steps, one seed. With `config.compare_with` = W, the workdir of the study at the shorter length
+(its rd.json and config.json), the run then writes `steps_check.json` and `steps_check.csv`: for
+each rung and family the metric (test recon bits/dim) at both lengths, the shorter one's mean over
+its seeds, and the family's rank at each; and for each rung the Spearman rank correlation of the two
+orderings and the fraction of family pairs that keep their order.
 """
 
 import collections
@@ -21,7 +21,9 @@ from scipy import stats
 
 from dvq_jax.errors import ConfigError
 from dvq_jax.rate_distortion.records import POINT_KEYS
+from dvq_jax.rate_distortion.records import complete_records
 from dvq_jax.rate_distortion.records import csv_table
+from dvq_jax.rate_distortion.records import read_study_config
 
 ROW_KEYS = ("bits_per_position", "quantizer", "num_codebooks", "codebook_size", "short_steps",
             "long_steps", "short_seeds", "short", "long", "short_rank", "long_rank")
@@ -84,12 +86,15 @@ def compare_orderings(short: list[dict], long: list[dict],
 
 
 def short_records(compare_with: str) -> list[dict]:
-  """The rd.json records of the study at `config.compare_with`, checked before any compute."""
-  path = epath.Path(compare_with) / "rd.json"
-  if not path.exists():
-    raise ConfigError(f"config.compare_with = {compare_with!r} has no rd.json; give the workdir"
-                      " of the finished study to compare with")
-  return json.loads(path.read_text())
+  """The rd.json records of the study at `config.compare_with`, checked before any compute;
+  records of an older rd.json get their rung and steps from its config.json
+  (`records.complete_records`)."""
+  root = epath.Path(compare_with)
+  if not (root / "rd.json").exists() or not (root / "config.json").exists():
+    raise ConfigError(f"config.compare_with = {compare_with!r} has no rd.json and config.json;"
+                      " give the workdir of the finished study to compare with")
+  return complete_records(read_study_config(compare_with),
+                          json.loads((root / "rd.json").read_text()))
 
 
 def write_comparison(root: epath.Path, short: list[dict], long: list[dict]) -> list[dict]:
