@@ -56,9 +56,11 @@ and 64 bits a position (0.333 and 1.333 bits/dim; vq and svq only at 16) at 4x t
 steps_check.json/.csv, the families' order at both lengths (`rate_distortion.steps_check`):
   python -m dvq_jax.main --config=configs/rate_distortion.py:full,check \
       --config.compare_with=/tmp/rd_full --workdir=/tmp/rd_check
-`--config.prior_bits='(16,64)'` trains, after the grid, the code prior `prior` (configs/prior.py;
-`--config.prior.<field>` overrides it) on each family's seed-0 point at those rungs and writes
-rd_priors.json/.csv (`rate_distortion.priors`):
+`--config.prior_bits='(16,64)'` trains, after the grid, the code prior `prior` on each family's
+seed-0 point at those rungs and writes rd_priors.json/.csv (`rate_distortion.priors`). `prior` is
+configs/prior.py narrowed for a CPU as the VQ-VAE is: width 64, 2 blocks, 1,000 steps (the
+settings of the code prior section of docs/studies.md; configs/prior.py has 128, 4 and 2,000);
+`--config.prior.<field>` overrides it:
   python -m dvq_jax.main --config=configs/rate_distortion.py:full --config.prior_bits='(16,64)' \
       --workdir=/tmp/rd_full
 """
@@ -150,6 +152,10 @@ def get_config(arg=None):
   # After the grid: a code prior on each family's base.seed point of these rungs (rd_priors.json).
   config.prior_bits = ()
   config.prior = prior_defaults.code_prior()  # vqvae_workdir is set to each point's
+  config.prior.model.width = 64
+  config.prior.model.depth = 2
+  config.prior.num_train_steps = 1000
+  config.prior.eval_every_steps = 1000
   config.compare_with = ""  # a finished study's workdir: write steps_check.json against it
   if arg.small:
     defaults.shrink(config.base)

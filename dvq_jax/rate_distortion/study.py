@@ -55,7 +55,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   for c in configs:
     validation.check_config(c)
   priors.prior_bits(config)
-  short = steps_check.short_records(config.compare_with) if config.get("compare_with") else None
+  compare_with = config.get("compare_with")
+  if compare_with:
+    steps_check.short_records(compare_with)
   training_validation.check_workdir(workdir, config)
   root = epath.Path(workdir)
   root.mkdir(parents=True, exist_ok=True)
@@ -84,6 +86,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
     return records
   prior_records = priors.run_priors(config, root, records)
   plots.write_rd_plot(root / "rd.png", records, prior_records)
-  if short is not None:
-    steps_check.write_comparison(root, short, records)
+  if compare_with:  # read now: that study may have gone on while these runs trained
+    steps_check.write_comparison(root, steps_check.short_records(compare_with), records)
   return records
