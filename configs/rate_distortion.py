@@ -48,7 +48,21 @@ matrices and the top level its own small encoder and decoder. The study handles 
 layers vary (the trunks are identical), recording each point's full config
 (`<workdir>/<point>/config.json`), and comparing families at equal uniform rate, where each
 family's points are placed on the same bit ladder.
-Not run yet: it takes many CPU hours (run it in the background; it resumes).
+It takes many CPU hours (run it in the background; it resumes).
+
+`:full,check` asks whether 1,500 steps are long enough: each family's point on the rungs of 16
+and 64 bits a position (0.333 and 1.333 bits/dim; vq and svq only at 16) at 4x the steps
+(6,000), one seed, 20 runs; `--config.compare_with=<the :full workdir>` then writes
+steps_check.json/.csv, the families' order at both lengths (`rate_distortion.steps_check`):
+  python -m dvq_jax.main --config=configs/rate_distortion.py:full,check \
+      --config.compare_with=/tmp/rd_full --workdir=/tmp/rd_check
+`--config.prior_bits='(16,64)'` trains, after the grid, the code prior `prior` on each family's
+seed-0 point at those rungs and writes rd_priors.json/.csv (`rate_distortion.priors`). `prior` is
+configs/prior.py narrowed for a CPU as the VQ-VAE is: width 64, 2 blocks, 1,000 steps (the
+settings of the code prior section of docs/studies.md; configs/prior.py has 128, 4 and 2,000);
+`--config.prior.<field>` overrides it:
+  python -m dvq_jax.main --config=configs/rate_distortion.py:full --config.prior_bits='(16,64)' \
+      --workdir=/tmp/rd_full
 """
 
 import importlib.util
@@ -57,6 +71,7 @@ import pathlib
 import ml_collections
 
 from dvq_jax import config_arg
+from dvq_jax.prior import defaults as prior_defaults
 from dvq_jax.vqvae import defaults
 
 
@@ -96,8 +111,17 @@ def _full_grid(config: ml_collections.ConfigDict) -> None:
   })
 
 
+def _check(config: ml_collections.ConfigDict, small: bool) -> None:
+  """`:check` (module docstring): 4x the steps, one seed, the rungs of 16 and 64 bits."""
+  config.seeds = 1
+  config.base.num_train_steps *= 4
+  config.base.eval_every_steps = config.base.num_train_steps
+  if not small:  # the small grid has one low rung a family: it is kept whole
+    config.rungs = (16, 64)  # 0.333 and 1.333 bits/dim; vq and svq stop at 16
+
+
 def get_config(arg=None):
-  arg = config_arg.parse_arg(arg, small=False, full=False)
+  arg = config_arg.parse_arg(arg, small=False, full=False, check=False)
   config = ml_collections.ConfigDict()
   config.experiment = "rate_distortion"
   config.base = _demo_config()  # any learned-prior config; --config.base.<field> overrides it
@@ -117,6 +141,7 @@ def get_config(arg=None):
   config.grid.mvq = ((2, 4), (2, 16), (4, 16))
   config.grid.svq = ((4, 16), (4, 256), (4, 4096))  # rates as vq
   config.seeds = 3
+  config.rungs = ()  # bits per position (grid.bits_per_position) to keep; () = every point
   if arg.full:
     _full_grid(config)
   # Split the grid over processes: shard i trains points i, i + N, ...; rerun with
@@ -124,6 +149,14 @@ def get_config(arg=None):
   config.num_shards = 1
   config.shard_index = 0
   config.collect_only = False  # True: tables and plot of the finished points, no training
+  # After the grid: a code prior on each family's base.seed point of these rungs (rd_priors.json).
+  config.prior_bits = ()
+  config.prior = prior_defaults.code_prior()  # vqvae_workdir is set to each point's
+  config.prior.model.width = 64
+  config.prior.model.depth = 2
+  config.prior.num_train_steps = 1000
+  config.prior.eval_every_steps = 1000
+  config.compare_with = ""  # a finished study's workdir: write steps_check.json against it
   if arg.small:
     defaults.shrink(config.base)
     config.base.num_recon_images = 0
@@ -136,4 +169,7 @@ def get_config(arg=None):
       for family in ("rvq", "fsq", "lfq", "bsq", "simvq", "dvq_learned", "dvq_2level"):
         config.grid[family] = ((2, 4),)
     config.seeds = 1
+    prior_defaults.shrink(config.prior)
+  if arg.check:
+    _check(config, arg.small)
   return config

@@ -14,6 +14,8 @@ from dvq_jax import metrics
 from dvq_jax import rate_distortion
 from dvq_jax import vqvae
 from dvq_jax.errors import ConfigError
+from dvq_jax.prior import train as prior_train
+from dvq_jax.rate_distortion import steps_check
 from dvq_jax.training import sharding
 from dvq_jax.vqvae import evaluate
 from dvq_jax.vqvae import model_fields
@@ -238,18 +240,30 @@ def test_a_study_trains_families_with_their_own_fields(tmp_path):
                              np.array(expected) / 3072, rtol=1e-9)
 
 
-def test_small_study_writes_tables_and_plot_and_resumes(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_small_study_writes_tables_and_plot_resumes_trains_priors_and_checks_the_steps(
+    tmp_path, monkeypatch):
   config = config_files.load("configs/rate_distortion.py:small")
   config.quantizers = ("vq", "dvq")
   records = rate_distortion.run(config, str(tmp_path))
   assert [(r["quantizer"], r["num_codebooks"], r["codebook_size"]) for r in records] == [
       ("vq", 1, 16), ("dvq", 2, 4)]
   for r in records:
-    assert set(r) == set(rate_distortion.RECORD_KEYS)
+    assert set(r) == {*rate_distortion.RECORD_KEYS, "config"}
     np.testing.assert_allclose(r["elbo_unigram_bits_per_dim"],
                                r["recon_bits_per_dim"] + r["rate_unigram_bits_per_dim"])
+    assert r["num_train_steps"] == config.base.num_train_steps
+    # Its config: the point's own fields and those that differ from the base, as trained.
+    point_config = json.loads((tmp_path / r["config_path"]).read_text())
+    assert r["config"] == {key: point_config[key] for key in r["config"]}
+    assert r["config"]["codebook_dim"] == config.latent_width // r["num_codebooks"]
+    assert r["config"]["seed"] == r["seed"] and "batch_size" not in r["config"]
+  assert [r["bits_per_position"] for r in records] == [4.0, 4.0]  # log2 16; 2 x log2 4
   assert json.loads((tmp_path / "rd.json").read_text()) == records
-  assert (tmp_path / "rd.csv").read_text().splitlines()[0] == ",".join(rate_distortion.RECORD_KEYS)
+  rows = (tmp_path / "rd.csv").read_text().splitlines()
+  assert rows[0] == ",".join(rate_distortion.RECORD_KEYS)
+  assert rows[1].split(",")[-3:] == ["4.0", str(config.base.num_train_steps),
+                                     "vq_L1_K16_seed0/config.json"]
   assert (tmp_path / "rd.png").stat().st_size > 1000
   # A finished point is read back, not trained again; collect_only skips unfinished ones.
   monkeypatch.setattr(train, "train_and_evaluate", lambda *a: pytest.fail("retrained a point"))
@@ -257,3 +271,45 @@ def test_small_study_writes_tables_and_plot_and_resumes(tmp_path, monkeypatch):
   config.quantizers = ("vq", "dvq", "mvq")
   config.collect_only = True
   assert rate_distortion.run(config, str(tmp_path)) == records
+  # The code priors of the points on a rung: trained after the grid (not retrained), then read
+  # back by collect_only.
+  config.quantizers = ("vq", "dvq")
+  config.collect_only = False
+  config.prior_bits = (4,)
+  assert rate_distortion.run(config, str(tmp_path)) == records
+  priors = json.loads((tmp_path / "rd_priors.json").read_text())
+  assert [(p["quantizer"], p["prior_workdir"]) for p in priors] == [
+      ("vq", "priors/vq_L1_K16_seed0"), ("dvq", "priors/dvq_L2_K4_seed0")]
+  for prior, record in zip(priors, records):
+    assert set(prior) == set(rate_distortion.PRIOR_KEYS)
+    result = json.loads((tmp_path / prior["prior_workdir"] / "eval.json").read_text())
+    assert result["step"] == prior["num_train_steps"] == config.prior.num_train_steps
+    assert prior["rate_prior_bits_per_dim"] == result["rate_prior_bits_per_dim"] > 0
+    np.testing.assert_allclose(prior["elbo_prior_bits_per_dim"],
+                               record["recon_bits_per_dim"] + prior["rate_prior_bits_per_dim"])
+    # The prior run's own unigram rate is the point's: the same codes, the same histogram.
+    np.testing.assert_allclose(result["rate_unigram_bits_per_dim"],
+                               prior["rate_unigram_bits_per_dim"], rtol=1e-5)
+  monkeypatch.setattr(prior_train, "train_and_evaluate", lambda *a: pytest.fail("retrained"))
+  config.collect_only = True
+  rate_distortion.run(config, str(tmp_path))
+  assert json.loads((tmp_path / "rd_priors.json").read_text()) == priors
+  # The 4x-steps check against this study: the order of the two families at both lengths.
+  monkeypatch.undo()
+  check = config_files.load("configs/rate_distortion.py:small,check")
+  check.quantizers = ("vq", "dvq")
+  check.compare_with = str(tmp_path)
+  long = rate_distortion.run(check, str(tmp_path / "check"))
+  assert [r["num_train_steps"] for r in long] == [4 * config.base.num_train_steps] * 2
+  comparison = json.loads((tmp_path / "check" / "steps_check.json").read_text())
+  short_recon = [r["recon_bits_per_dim"] for r in records]
+  long_recon = [r["recon_bits_per_dim"] for r in long]
+  rows = {row["quantizer"]: row for row in comparison["rows"]}
+  assert [rows[q]["short"] for q in ("vq", "dvq")] == short_recon
+  assert [rows[q]["long"] for q in ("vq", "dvq")] == long_recon
+  same = (short_recon[0] < short_recon[1]) == (long_recon[0] < long_recon[1])
+  assert comparison["rungs"] == [{"bits_per_position": 4.0, "num_families": 2,
+                                  "spearman": pytest.approx(1.0 if same else -1.0),
+                                  "pairwise_agreement": 1.0 if same else 0.0}]
+  csv_rows = (tmp_path / "check" / "steps_check.csv").read_text().splitlines()
+  assert csv_rows[0] == ",".join(steps_check.ROW_KEYS) and len(csv_rows) == 3

@@ -11,6 +11,7 @@ seeds or repetitions, as every table of the site.
 """
 
 import collections
+import importlib.util
 import json
 import pathlib
 import sys
@@ -76,6 +77,149 @@ def rate_distortion_unigram_ratio() -> str:
   keys = sorted(groups, key=lambda k: (_QUANTIZER_ORDER.index(k[0]), k[1] * np.log2(k[2])))
   return _markdown(["quantizer", "L x K", "unigram / uniform rate"],
                    [[q, f"{l} x {k}", _mean_std(groups[(q, l, k)], 3)] for q, l, k in keys])
+
+
+_FULL = "rate_distortion_full"  # docs/images/rate_distortion_full: the `:full` grid's outputs
+
+
+def _full_config() -> Any:
+  """`configs/rate_distortion.py:full`, the config of the grid the page reports."""
+  path = _DOCS.parent / "configs" / "rate_distortion.py"
+  spec = importlib.util.spec_from_file_location("rate_distortion_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config("full")
+
+
+def _full_records() -> tuple[list[dict] | None, str]:
+  """(the full grid's rd.json records, "") once it has every point; else (None, a line saying
+  how many of them the committed rd.json has). Records of an older rd.json get their rung and
+  steps from the config (`records.complete_records`)."""
+  from dvq_jax.rate_distortion import complete_records  # pylint: disable=import-outside-toplevel
+  from dvq_jax.rate_distortion import points  # pylint: disable=import-outside-toplevel
+  path = _IMAGES / _FULL / "rd.json"
+  records = json.loads(path.read_text()) if path.exists() else []
+  config = _full_config()
+  expected = len(points(config))
+  if len(records) == expected:
+    return complete_records(config, records), ""
+  return None, (f"*The full grid has not finished: {len(records)} of its {expected} runs are in"
+                f" `docs/images/{_FULL}/rd.json`; this table fills in when it has all of them.*")
+
+
+def _optional(name: str) -> Any:
+  path = _IMAGES / _FULL / name
+  return json.loads(path.read_text()) if path.exists() else None
+
+
+def _rung_label(bits: float, rows: list[dict]) -> str:
+  rates = collections.Counter(round(row["rate"], 4) for row in rows)
+  return f"{bits:g} bits a position ({rates.most_common(1)[0][0]:.3f} bits/dim)"
+
+
+def rate_distortion_full_status() -> str:
+  """How far the full grid is, from its committed rd.json; its rd.png once it has finished."""
+  records, status = _full_records()
+  if records is None:
+    return status
+  plot = (f"\n\n![the full grid](images/{_FULL}/rd.png)"
+          if (_IMAGES / _FULL / "rd.png").exists() else "")
+  steps = sorted({r["num_train_steps"] for r in records})
+  seeds = sorted({r["seed"] for r in records})
+  return (f"All {len(records)} runs of the full grid are in `docs/images/{_FULL}/rd.json`"
+          f" ({len({r['quantizer'] for r in records})} families, seeds"
+          f" {', '.join(map(str, seeds))}, {', '.join(map(str, steps))} steps).{plot}")
+
+
+def rate_distortion_full_rungs() -> str:
+  """A table a rung: each family's recon bits/dim (mean ± std over seeds), best first, and the
+  winner when it is ahead of every other family (`claims.ahead`)."""
+  from dvq_jax.rate_distortion import claims  # pylint: disable=import-outside-toplevel
+  records, status = _full_records()
+  if records is None:
+    return status
+  parts = []
+  for bits in claims.rungs(records):
+    rows = claims.rung(records, bits)
+    best = claims.winner(rows)
+    verdict = f"winner **{best}**" if best else "no family ahead of all others"
+    parts.append(f"**{_rung_label(bits, rows)}**: {verdict}.\n")
+    parts.append(_markdown(
+        ["family", "L x K", "seeds", "rate, uniform", "rate, unigram", "recon bits/dim"],
+        [[row["quantizer"], f"{row['num_codebooks']} x {row['codebook_size']}",
+          str(row["seeds"]), f"{row['rate']:.3f}", f"{row['rate_unigram']:.3f}",
+          f"{row['mean']:.3f}{_PM}{row['std']:.3f}"] for row in rows]) + "\n")
+  return "\n".join(parts)
+
+
+def rate_distortion_full_dvq() -> str:
+  """Per family, the rates (bits/dim, uniform) where DVQ is ahead of it, behind it, level."""
+  from dvq_jax.rate_distortion import claims  # pylint: disable=import-outside-toplevel
+  records, status = _full_records()
+  if records is None:
+    return status
+  cell = lambda entries: ", ".join(f"{rate:.3f}" for _, rate in entries) or "-"  # noqa: E731
+  return _markdown(["family", "DVQ ahead at", "DVQ behind at", "level at"],
+                   [[e["quantizer"], cell(e["ahead"]), cell(e["behind"]), cell(e["level"])]
+                    for e in claims.dvq_versus(records)])
+
+
+def rate_distortion_full_claims() -> str:
+  """The paper's claims at its rate (`claims.paper_claims`), with the learned priors if any."""
+  from dvq_jax.rate_distortion import claims  # pylint: disable=import-outside-toplevel
+  records, status = _full_records()
+  if records is None:
+    return status
+  rows = []
+  for claim in claims.paper_claims(records, _optional("rd_priors.json") or ()):
+    dvq = claim["dvq"]
+    if "other" in claim:
+      other = claim["other"]
+      data = (f"DVQ {dvq['mean']:.3f}{_PM}{dvq['std']:.3f} against {other['quantizer']}"
+              f" {other['mean']:.3f}{_PM}{other['std']:.3f} recon bits/dim")
+    else:
+      data = (f"DVQ recon {dvq['mean']:.3f} + rate {claim['rate']:.3f} ({claim['code']})")
+    rows.append([claim["claim"], claim["paper"], f"{claim['measured']:.1%}", data,
+                 f"**{claim['verdict']}**"])
+  return _markdown(["claim", "paper", "measured", "data", "verdict"], rows)
+
+
+def rate_distortion_full_priors() -> str:
+  """The learned code prior's rate beside the uniform and unigram ones (`rd_priors.json`)."""
+  priors = _optional("rd_priors.json")
+  if priors is None:
+    return (f"*No code priors yet: `docs/images/{_FULL}/rd_priors.json` does not exist; it"
+            " fills in when the priors are trained.*")
+  return _markdown(
+      ["family", "L x K", "rate, uniform", "rate, unigram", "rate, prior", "recon",
+       "ELBO, uniform", "ELBO, unigram", "ELBO, prior"],
+      [[p["quantizer"], f"{p['num_codebooks']} x {p['codebook_size']}",
+        *(f"{p[key]:.3f}" for key in ("rate_bits_per_dim", "rate_unigram_bits_per_dim",
+                                       "rate_prior_bits_per_dim", "recon_bits_per_dim",
+                                       "elbo_bits_per_dim", "elbo_unigram_bits_per_dim",
+                                       "elbo_prior_bits_per_dim"))]
+       for p in sorted(priors, key=lambda p: (p["bits_per_position"],
+                                              p["elbo_prior_bits_per_dim"]))])
+
+
+def rate_distortion_full_steps() -> str:
+  """The families' order at the grid's steps and at 4x (`steps_check.json`)."""
+  check = _optional("steps_check.json")
+  if check is None:
+    return (f"*The 4x-steps check has not run yet: `docs/images/{_FULL}/steps_check.json` does"
+            " not exist.*")
+  rungs = {r["bits_per_position"]: r for r in check["rungs"]}
+  lines = [_markdown(["rung (bits a position)", "families", "Spearman", "pairs in the same order"],
+                     [[f"{b:g}", str(r["num_families"]), f"{r['spearman']:.2f}",
+                       f"{r['pairwise_agreement']:.2f}"] for b, r in rungs.items()]), ""]
+  lines.append(_markdown(
+      ["rung", "family", "L x K", "recon, short", "recon, 4x", "rank, short", "rank, 4x"],
+      [[f"{r['bits_per_position']:g}", r["quantizer"],
+        f"{r['num_codebooks']} x {r['codebook_size']}",
+        f"{r['short']:.3f} ({r['short_steps']} steps, {r['short_seeds']} seeds)",
+        f"{r['long']:.3f} ({r['long_steps']} steps)", f"{r['short_rank']:g}",
+        f"{r['long_rank']:g}"] for r in check["rows"]]))
+  return "\n".join(lines)
 
 
 def _toolbox(rows: tuple[str, ...], columns: tuple[str, ...],
@@ -244,7 +388,11 @@ def codec_speed() -> str:
 
 TABLES: dict[str, Callable[[], str]] = {
     f.__name__: f for f in (code_prior, codec_lossless, codec_lossy, codec_speed,
-                            rate_distortion, rate_distortion_unigram_ratio, toolbox_families,
+                            rate_distortion, rate_distortion_unigram_ratio,
+                            rate_distortion_full_status, rate_distortion_full_rungs,
+                            rate_distortion_full_dvq, rate_distortion_full_claims,
+                            rate_distortion_full_priors, rate_distortion_full_steps,
+                            toolbox_families,
                             toolbox_stateful, static_prior_fig3a, static_prior_fig3b,
                             static_prior_fig3a_uniform, static_prior_fig4,
                             static_prior_fig4_num_codebooks)}

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import ml_collections
 
 from dvq_jax.errors import ConfigError
+from dvq_jax.vqvae.bottleneck import codes_per_position
 
 
 # fsq grids for a target alphabet K: 2^8..2^16 as recommended by Mentzer et al. 2023 (Table 1),
@@ -87,7 +88,8 @@ def points(config: ml_collections.ConfigDict) -> list[Point]:
   """Every point of the study, in training order: seed, then quantizer, then (L, K) as listed.
 
   Seeds are `base.seed`, `base.seed + 1`, ..., `config.seeds` of them. Seed-major order means a
-  study stopped early has the whole grid for its first seeds.
+  study stopped early has the whole grid for its first seeds. A non-empty `config.rungs` keeps
+  only the (L, K) whose `bits_per_position` it lists.
   """
   if not isinstance(config.seeds, int) or config.seeds < 1:
     raise ConfigError(f"config.seeds = {config.seeds!r} must be an integer >= 1")
@@ -99,6 +101,14 @@ def points(config: ml_collections.ConfigDict) -> list[Point]:
                       f" in config.grid (it has {', '.join(config.grid)})")
   seeds = range(config.base.seed, config.base.seed + config.seeds)
   pairs = {q: _pairs(config, q) for q in config.quantizers}
+  rungs = tuple(config.get("rungs") or ())
+  if rungs:
+    pairs = {q: [(num, size) for num, size in pairs[q]
+                 if bits_per_position(point_config(config, Point(q, num, size, 0))) in rungs]
+             for q in pairs}
+    if not any(pairs.values()):
+      raise ConfigError(f"config.rungs = {rungs!r} matches no (L, K) of config.grid; give bits"
+                        " per position the grid has, e.g. '(16,64)'")
   return [Point(q, num, size, seed)
           for seed in seeds for q in config.quantizers for num, size in pairs[q]]
 
@@ -117,3 +127,21 @@ def point_config(config: ml_collections.ConfigDict, point: Point) -> ml_collecti
   base.equal_width = True
   base.seed = point.seed
   return base
+
+
+def bits_per_position(point_cfg: ml_collections.ConfigDict) -> float:
+  """The point's rung on the study's ladder: uniform-code bits a position of the bottom grid,
+  codes a position x log2 K with K the grid's nominal codebook size.
+
+  It is the family-independent name of a rate: fsq's K = 256 grid has 240 codes but sits on the
+  16-bit rung at L = 2, and a 2-level model sits on its bottom level's rung (its top level adds
+  a quarter). The measured rate is the record's `rate_bits_per_dim`.
+
+  >>> import ml_collections
+  >>> bits_per_position(ml_collections.ConfigDict(
+  ...     {"quantizer": "rvq", "num_codebooks": 4, "codebook_size": 16, "num_stages": 2}))
+  32.0
+  """
+  per_position = codes_per_position(point_cfg.quantizer, point_cfg.num_codebooks,
+                                    point_cfg.get("num_stages", 1))
+  return per_position * math.log2(point_cfg.codebook_size)

@@ -11,11 +11,11 @@ Several processes (or machines sharing W) can split the grid: `--config.num_shar
 final run with `num_shards = 1` then reads every finished point back and writes the tables.
 `--config.collect_only=True` trains nothing: it writes the tables and the plot of the points
 finished so far (e.g. while the study runs, or for a study cut short).
-"""
 
-import csv
-import io
-import json
+Then, on the full grid only (`num_shards` = 1): the code priors of `config.prior_bits`
+(`priors`, rd_priors.json) and, with `config.compare_with`, the comparison of the families'
+order with the study in that workdir (`steps_check`, steps_check.json).
+"""
 
 import jax
 import ml_collections
@@ -23,41 +23,17 @@ from etils import epath
 
 from dvq_jax.errors import ConfigError
 from dvq_jax.rate_distortion import plots
-from dvq_jax.rate_distortion.grid import Point
+from dvq_jax.rate_distortion import priors
+from dvq_jax.rate_distortion import steps_check
 from dvq_jax.rate_distortion.grid import point_config
 from dvq_jax.rate_distortion.grid import points
+from dvq_jax.rate_distortion.records import RECORD_KEYS
+from dvq_jax.rate_distortion.records import finished_eval
+from dvq_jax.rate_distortion.records import point_record
+from dvq_jax.rate_distortion.records import write_records
 from dvq_jax.training import validation as training_validation
 from dvq_jax.vqvae import train
 from dvq_jax.vqvae import validation
-
-RECORD_KEYS = ("quantizer", "num_codebooks", "codebook_size", "seed", "recon_bits_per_dim",
-               "rate_bits_per_dim", "rate_unigram_bits_per_dim", "elbo_bits_per_dim",
-               "elbo_unigram_bits_per_dim", "psnr")
-
-
-def _finished(workdir: epath.Path, num_train_steps: int) -> dict | None:
-  path = workdir / "eval.json"
-  if not path.exists():
-    return None
-  result = json.loads(path.read_text())
-  return result if result.get("step") == num_train_steps else None
-
-
-def _record(point: Point, result: dict) -> dict:
-  record = {"quantizer": point.quantizer, "num_codebooks": point.num_codebooks,
-            "codebook_size": point.codebook_size, "seed": point.seed}
-  record.update({key: float(result[key]) for key in RECORD_KEYS[4:]})
-  return record
-
-
-def _write_tables(workdir: epath.Path, records: list[dict]) -> None:
-  (workdir / "rd.json").write_text(json.dumps(records, indent=1))
-  text = io.StringIO()
-  writer = csv.DictWriter(text, fieldnames=RECORD_KEYS, lineterminator="\n")
-  writer.writeheader()
-  writer.writerows(records)
-  (workdir / "rd.csv").write_text(text.getvalue())
-
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   """Trains (or reads back) every point of the grid; returns the records of rd.json.
@@ -65,18 +41,23 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   Args:
     config: a `configs/rate_distortion.py` ConfigDict: `base` (a learned-prior config),
       `quantizers`, `grid` (per quantizer a tuple of (L, K)), `latent_width`, `seeds`,
-      `num_shards`, `shard_index`, `collect_only`.
+      `rungs`, `num_shards`, `shard_index`, `collect_only`, `prior_bits`, `prior`,
+      `compare_with`.
     workdir: the study's directory; point p goes to `workdir/p.name`.
 
   Returns:
     One dict per point (of this shard; with `collect_only`, per finished point) with the keys
-    `RECORD_KEYS`, in the order of `grid.points`.
+    `RECORD_KEYS` and `config` (`records`), in the order of `grid.points`.
   """
-  # Every point's config is checked before the first one trains.
+  # Every point's config, the priors' and the comparison's are checked before anything trains.
   grid = points(config)
   configs = [point_config(config, p) for p in grid]
   for c in configs:
     validation.check_config(c)
+  priors.prior_bits(config)
+  compare_with = config.get("compare_with")
+  if compare_with:
+    steps_check.short_records(compare_with)
   training_validation.check_workdir(workdir, config)
   root = epath.Path(workdir)
   root.mkdir(parents=True, exist_ok=True)
@@ -92,15 +73,19 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
     if i % num_shards != shard:
       continue
     sub = root / point.name
-    result = _finished(sub, point_cfg.num_train_steps)
+    result = finished_eval(sub, point_cfg.num_train_steps)
     if result is None and collect_only:
       continue
     if result is None:
       print(f"rate_distortion: point {i + 1}/{len(grid)} {point.name}", flush=True)
       result = train.train_and_evaluate(point_cfg, str(sub))
-    records.append(_record(point, result))
+    records.append(point_record(config, point, point_cfg, result))
     if jax.process_index() == 0 and num_shards == 1:
-      _write_tables(root, records)  # partial tables while the study runs
-  if jax.process_index() == 0 and num_shards == 1 and records:
-    plots.write_rd_plot(root / "rd.png", records)
+      write_records(root / "rd.json", records, RECORD_KEYS)  # partial, while the study runs
+  if jax.process_index() != 0 or num_shards != 1 or not records:
+    return records
+  prior_records = priors.run_priors(config, root, records)
+  plots.write_rd_plot(root / "rd.png", records, prior_records)
+  if compare_with:  # read now: that study may have gone on while these runs trained
+    steps_check.write_comparison(root, steps_check.short_records(compare_with), records)
   return records

@@ -1,0 +1,194 @@
+"""The full rate-distortion study's answers read off synthetic records: the winner of a rung,
+where DVQ is ahead or behind, the paper's claims, the order at two lengths, the priors' points,
+the 4x-steps variant and the page's tables before and after the grid has finished."""
+
+import json
+import pathlib
+import sys
+
+import ml_collections
+import numpy as np
+import pytest
+
+from dvq_jax import rate_distortion
+from dvq_jax.rate_distortion import claims
+from dvq_jax.rate_distortion import priors
+from dvq_jax.rate_distortion import steps_check
+from tests import config_files
+
+sys.path.insert(0, str(config_files.ROOT / "docs" / "_ext"))
+import results_tables  # noqa: E402  (docs/_ext is not a package)
+
+
+def _records(bits: float, means: dict[str, tuple[float, ...]], rate: float = 0.3,
+             steps: int = 1500) -> list[dict]:
+  """One record a seed of each family on one rung, recon bits/dim as given."""
+  return [{"quantizer": q, "num_codebooks": int(bits) // 4, "codebook_size": 16, "seed": seed,
+           "bits_per_position": bits, "recon_bits_per_dim": value, "rate_bits_per_dim": rate,
+           "rate_unigram_bits_per_dim": rate / 2, "num_train_steps": steps}
+          for q, values in means.items() for seed, value in enumerate(values)]
+
+
+def test_a_family_is_ahead_only_beyond_both_spreads_and_wins_only_ahead_of_all():
+  records = _records(16, {"dvq": (5.0, 5.2), "vq": (5.5, 5.7), "lfq": (5.2, 5.8)})
+  rows = claims.rung(records, 16)
+  assert [r["quantizer"] for r in rows] == ["dvq", "lfq", "vq"]  # means 5.1, 5.5, 5.6
+  np.testing.assert_allclose([r["std"] for r in rows], [0.1414, 0.4243, 0.1414], atol=1e-4)
+  # dvq - vq: gap 0.5 > 0.28; dvq - lfq: gap 0.4 < 0.57.
+  assert claims.ahead(rows[0], rows[2]) and not claims.ahead(rows[0], rows[1])
+  assert claims.winner(rows) is None
+  assert claims.winner([rows[0], rows[2]]) == "dvq"
+  assert claims.winner(rows[1:2]) == "lfq"
+
+
+def test_dvq_versus_each_family_lists_the_rates_where_it_is_ahead_behind_or_level():
+  records = (_records(16, {"dvq": (5.0, 5.1), "vq": (5.5, 5.6), "mvq": (5.0, 5.2)}, rate=0.33)
+             + _records(64, {"dvq": (4.0, 4.1), "mvq": (3.5, 3.6)}, rate=1.33))
+  versus = {e["quantizer"]: e for e in claims.dvq_versus(records)}
+  assert list(versus) == ["vq", "mvq"]
+  assert versus["vq"]["ahead"] == [(16, 0.33)] and not versus["vq"]["behind"]
+  assert versus["mvq"]["level"] == [(16, 0.33)] and versus["mvq"]["behind"] == [(64, 1.33)]
+
+
+@pytest.mark.parametrize("dvq, mvq, verdict", [
+    ((3.0, 3.1), (5.0, 5.1), "held"),        # 39% lower, far beyond the spread
+    ((4.5, 4.6), (5.0, 5.1), "partly"),      # ahead, 10% lower
+    ((4.9, 5.2), (5.0, 5.1), "not held"),    # level
+    ((5.3, 5.4), (5.0, 5.1), "not held")])   # behind
+def test_the_33_percent_claim_against_mvq_and_the_best_other_family(dvq, mvq, verdict):
+  records = _records(64, {"dvq": dvq, "mvq": mvq, "fsq": (5.5, 5.6), "dvq_learned": (1.0, 1.1)})
+  by_claim = {c["claim"]: c for c in claims.paper_claims(records)}
+  baseline = by_claim["33% better than MVQ (the paper's VQVAE)"]
+  assert baseline["verdict"] == verdict
+  np.testing.assert_allclose(baseline["measured"], 1 - np.mean(dvq) / np.mean(mvq))
+  # The best other family leaves the depthwise variants out: mvq (5.05) beats fsq (5.55).
+  assert by_claim["33% better than the best other family (mvq)"]["verdict"] == verdict
+  assert claims.paper_claims(records, bits=16) == []  # no DVQ point on that rung
+
+
+def test_the_pixelsnail_claim_adds_the_learned_prior_rate_or_else_the_unigram_one():
+  records = _records(64, {"dvq": (4.0, 4.0)}, rate=1.0)  # unigram rate 0.5: 11% of the bound
+  (claim,) = claims.paper_claims(records)
+  assert (claim["code"], claim["rate"], claim["verdict"]) == ("unigram prior", 0.5, "not held")
+  np.testing.assert_allclose(claim["measured"], 0.5 / 4.5)
+  prior = {"quantizer": "dvq", "bits_per_position": 64, "rate_prior_bits_per_dim": 0.1}
+  (claim,) = claims.paper_claims(records, [prior, {**prior, "bits_per_position": 16}])
+  assert (claim["code"], claim["verdict"]) == ("learned prior", "partly")  # 2.4%
+  np.testing.assert_allclose(claim["measured"], 0.1 / 4.1)
+
+
+def test_orderings_at_two_lengths_rank_correlation_and_pairs_in_the_same_order():
+  families = {"dvq": (5.0, 5.2), "vq": (5.4, 5.4), "lfq": (5.6, 5.8), "fsq": (6.0, 6.0)}
+  short = _records(16, families) + _records(64, {"dvq": (4.0,), "mvq": (4.5,)})
+  long = (_records(16, {"dvq": (4.9,), "vq": (5.0,), "lfq": (4.8,), "fsq": (5.5,)}, steps=6000)
+          + _records(64, {"dvq": (3.0,), "mvq": (3.5,), "rvq": (3.1,)}, steps=6000))
+  rows, rungs = steps_check.compare_orderings(short, long)
+  assert [(r["quantizer"], r["short_rank"], r["long_rank"]) for r in rows] == [
+      ("lfq", 3, 1), ("dvq", 1, 2), ("vq", 2, 3), ("fsq", 4, 4), ("dvq", 1, 1), ("mvq", 2, 2)]
+  assert rows[0]["short"] == pytest.approx(5.7) and rows[0]["short_seeds"] == 2
+  assert (rows[0]["short_steps"], rows[0]["long_steps"]) == (1500, 6000)
+  # Ranks (1, 2, 3, 4) against (2, 3, 1, 4): Pearson of the ranks; 4 of 6 pairs keep order.
+  expected = np.corrcoef([1, 2, 3, 4], [2, 3, 1, 4])[0, 1]
+  assert rungs[0] == {"bits_per_position": 16, "num_families": 4,
+                      "spearman": pytest.approx(expected), "pairwise_agreement": 4 / 6}
+  assert rungs[1]["num_families"] == 2 and rungs[1]["pairwise_agreement"] == 1.0
+
+
+def test_priors_go_to_the_base_seed_points_of_the_chosen_rungs_with_one_latent_grid(capsys):
+  config = config_files.load("configs/rate_distortion.py:full")
+  records = [{"quantizer": q, "seed": seed, "bits_per_position": bits}
+             for q in ("dvq", "dvq_2level", "vq") for seed in (0, 1) for bits in (16, 64)]
+  with config.unlocked():
+    config.prior_bits = (16,)
+  assert priors.chosen(config, records) == [
+      {"quantizer": "dvq", "seed": 0, "bits_per_position": 16},
+      {"quantizer": "vq", "seed": 0, "bits_per_position": 16}]
+  assert "no prior for dvq_2level" in capsys.readouterr().out
+  with config.unlocked():
+    config.prior_bits = ("a lot",)
+  with pytest.raises(rate_distortion.grid.ConfigError, match="config.prior_bits"):
+    priors.prior_bits(config)
+
+
+def test_the_4x_steps_variant_trains_each_family_on_two_rungs_once():
+  full = config_files.load("configs/rate_distortion.py:full")
+  check = config_files.load("configs/rate_distortion.py:full,check")
+  points = rate_distortion.points(check)
+  assert check.base.num_train_steps == 4 * full.base.num_train_steps == 6000
+  assert {p.seed for p in points} == {check.base.seed}
+  rungs = {}
+  for p in points:
+    bits = rate_distortion.grid.bits_per_position(rate_distortion.point_config(check, p))
+    rungs.setdefault(p.quantizer, []).append(bits)
+  assert rungs.pop("vq") == rungs.pop("svq") == [16]
+  assert rungs and all(bits == [16, 64] for bits in rungs.values()), rungs
+  assert set(rungs) | {"vq", "svq"} == set(full.quantizers) and len(points) == 20
+  # Every point is the :full grid's point of the same name, at the longer length.
+  assert {p.name for p in points} <= {p.name for p in rate_distortion.points(full)}
+
+
+def test_an_older_rd_json_reads_with_its_rung_steps_and_config_from_the_study_config(tmp_path):
+  # rd.json records written before records carried bits_per_position, num_train_steps and
+  # config: the comparison and the page complete them from the study's config.json.
+  full = config_files.load("configs/rate_distortion.py:full")
+  (tmp_path / "config.json").write_text(full.to_json_best_effort())
+  result = {key: 1.0 for key in rate_distortion.records.METRIC_KEYS}
+  chosen = [p for p in rate_distortion.points(full)
+            if p.quantizer in ("rvq", "fsq", "dvq_2level", "vq") and p.seed == 1]
+  records = [rate_distortion.records.point_record(
+      full, p, rate_distortion.point_config(full, p), result) for p in chosen]
+  _write(tmp_path, "rd.json", [{key: r[key] for key in r
+                                if key not in rate_distortion.records.DERIVED_KEYS}
+                               for r in records])
+  assert steps_check.short_records(str(tmp_path)) == records
+  rvq = next(r for r in records if r["quantizer"] == "rvq" and r["num_codebooks"] == 2)
+  assert (rvq["bits_per_position"], rvq["num_train_steps"]) == (16.0, 1500)  # 2 x 2 stages x 4
+  assert rvq["config"] == {"quantizer": "rvq", "num_codebooks": 2, "codebook_size": 16,
+                           "codebook_dim": 32, "equal_width": True, "seed": 1}
+  fsq = next(r for r in records if r["quantizer"] == "fsq" and r["num_codebooks"] == 2)
+  assert fsq["bits_per_position"] == 16.0 and fsq["config"]["fsq_levels"] == [8, 6, 5]
+  # A record that has the keys keeps them.
+  assert rate_distortion.complete_records(full, [{**rvq, "num_train_steps": 6000}])[0][
+      "num_train_steps"] == 6000
+  (tmp_path / "config.json").unlink()
+  with pytest.raises(rate_distortion.grid.ConfigError, match="config.compare_with"):
+    steps_check.short_records(str(tmp_path))
+
+
+def _write(folder: pathlib.Path, name: str, payload) -> None:
+  folder.mkdir(parents=True, exist_ok=True)
+  (folder / name).write_text(json.dumps(payload))
+
+
+def test_the_page_says_how_far_the_grid_is_until_it_has_every_run(tmp_path, monkeypatch):
+  monkeypatch.setattr(results_tables, "_IMAGES", tmp_path)
+  full = config_files.load("configs/rate_distortion.py:full")
+  expected = len(rate_distortion.points(full))
+  for name in ("rate_distortion_full_status", "rate_distortion_full_rungs",
+               "rate_distortion_full_claims"):
+    assert f"0 of its {expected} runs" in results_tables.TABLES[name]()
+  assert "No code priors yet" in results_tables.rate_distortion_full_priors()
+  assert "has not run yet" in results_tables.rate_distortion_full_steps()
+  folder = tmp_path / "rate_distortion_full"
+  records = []
+  for i, p in enumerate(rate_distortion.points(full)):
+    bits = rate_distortion.grid.bits_per_position(rate_distortion.point_config(full, p))
+    # DVQ 0.5 bits/dim ahead of every family on every rung, a small spread over seeds.
+    recon = 7.0 - 0.02 * bits - (0.5 if p.quantizer == "dvq" else 0.0) + 0.01 * p.seed
+    records.append({**p._asdict(), "bits_per_position": bits, "recon_bits_per_dim": recon,
+                    "rate_bits_per_dim": bits / 48, "rate_unigram_bits_per_dim": bits / 60,
+                    "num_train_steps": 1500, "seed": p.seed, "index": i})
+  _write(folder, "rd.json", records[:5])
+  assert f"5 of its {expected} runs" in results_tables.rate_distortion_full_status()
+  _write(folder, "rd.json", [{key: r[key] for key in r
+                              if key not in ("bits_per_position", "num_train_steps")}
+                             for r in records])  # as an older rd.json: from the config
+  assert f"All {expected} runs" in results_tables.rate_distortion_full_status()
+  assert "1500 steps" in results_tables.rate_distortion_full_status()
+  rungs = results_tables.rate_distortion_full_rungs()
+  assert rungs.count("winner **dvq**") == 7  # DVQ's rungs; those of 4 and 12 have vq and svq
+  assert rungs.count("no family ahead of all others") == 2
+  versus = results_tables.rate_distortion_full_dvq().splitlines()
+  assert len(versus) == 2 + 10 and all(line.endswith("| - | - |") for line in versus[2:])
+  table = results_tables.rate_distortion_full_claims()
+  assert table.count("**partly**") == 2 and "**not held**" in table  # 0.5 of ~5.7: 9%
