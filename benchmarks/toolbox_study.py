@@ -42,8 +42,8 @@ ROWS = {
     "bsq": ("--config.quantizer=bsq", "--config.num_codebooks=4", "--config.codebook_dim=4"),
     "dvq_simvq": DVQ + ("--config.codebook_parameterization=simvq",),
     # A residual family with M >= 2 stages of >= 1 bit a dimension stores >= 2 bits a latent
-    # channel: 16 bits fit 8 channels (rlfq) or 4 (rfsq: 4 levels a dimension, as residual FSQ
-    # scales stage m by (levels - 1)^-m; 2 levels would give every stage the same grid).
+    # channel: 16 bits fit 8 channels (rlfq: 1 bit a dimension a stage) or 4 (rfsq: 4 levels,
+    # 2 bits, a dimension a stage).
     "rfsq": ("--config.quantizer=rfsq", "--config.num_codebooks=1", "--config.num_stages=2",
              "--config.fsq_levels=(4,4,4,4)"),
     "rlfq": ("--config.quantizer=rlfq", "--config.num_codebooks=2", "--config.num_stages=2",

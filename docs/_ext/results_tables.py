@@ -102,6 +102,14 @@ def toolbox_families() -> str:
                    "elbo_unigram_bits_per_dim", "usage", "perplexity"))
 
 
+def toolbox_new_families() -> str:
+  """BSQ, SimVQ and residual FSQ/LFQ beside DVQ, FSQ and LFQ at 16 bits per position
+  (`benchmarks/toolbox_study.py`)."""
+  return _toolbox(("dvq", "dvq_simvq", "bsq", "lfq", "fsq", "rfsq", "rlfq"),
+                  ("recon_bits_per_dim", "rate_unigram_bits_per_dim", "elbo_unigram_bits_per_dim",
+                   "psnr", "usage", "perplexity"))
+
+
 def toolbox_stateful() -> str:
   """Plain DVQ and its stateful codebook-learning rows at seed 0 (`benchmarks/toolbox_study.py`)."""
   return _toolbox(("dvq", "dvq_ema", "dvq_kmeans", "dvq_restart", "dvq_ema_kmeans_restart"),
@@ -168,7 +176,7 @@ def static_prior_fig4_num_codebooks() -> str:
 
 TABLES: dict[str, Callable[[], str]] = {
     f.__name__: f for f in (rate_distortion, rate_distortion_unigram_ratio, toolbox_families,
-                            toolbox_stateful, static_prior_fig3a, static_prior_fig3b,
+                            toolbox_new_families, toolbox_stateful, static_prior_fig3a, static_prior_fig3b,
                             static_prior_fig3a_uniform, static_prior_fig4,
                             static_prior_fig4_num_codebooks)}
 
