@@ -17,12 +17,13 @@ from tests import codec_fixtures
 from tests import config_files
 from tests import prior_fixtures
 
-# demo:small: L = 2 slices of D = 4, num_stages = 2, fsq_levels = (8, 5, 5, 5).
+# demo:small: L = 2 slices of D = 4, num_stages = 2, fsq_levels = (8, 5, 5, 5). The sign-code
+# families take 2^D values a code whatever K is: K = 8 tells the two apart.
 # name: (VQ-VAE config fields, code columns a position, values a code takes)
 _FAMILIES = {
-    "bsq": ({"quantizer": "bsq"}, 2, 16),
+    "bsq": ({"quantizer": "bsq", "codebook_size": 8}, 2, 16),
     "rfsq": ({"quantizer": "rfsq"}, 4, 1000),
-    "rlfq": ({"quantizer": "rlfq"}, 4, 16),
+    "rlfq": ({"quantizer": "rlfq", "codebook_size": 8}, 4, 16),
     "simvq": ({"quantizer": "dvq", "codebook_parameterization": "simvq"}, 2, 16),
 }
 
