@@ -39,6 +39,15 @@ ROWS = {
     "fsq": ("--config.quantizer=fsq", "--config.num_codebooks=1",
             "--config.fsq_levels=(8,8,8,5,5,5)"),
     "lfq": ("--config.quantizer=lfq", "--config.num_codebooks=4", "--config.codebook_dim=4"),
+    "bsq": ("--config.quantizer=bsq", "--config.num_codebooks=4", "--config.codebook_dim=4"),
+    "dvq_simvq": DVQ + ("--config.codebook_parameterization=simvq",),
+    # A residual family with M >= 2 stages of >= 1 bit a dimension stores >= 2 bits a latent
+    # channel: 16 bits fit 8 channels (rlfq: 1 bit a dimension a stage) or 4 (rfsq: 4 levels,
+    # 2 bits, a dimension a stage).
+    "rfsq": ("--config.quantizer=rfsq", "--config.num_codebooks=1", "--config.num_stages=2",
+             "--config.fsq_levels=(4,4,4,4)"),
+    "rlfq": ("--config.quantizer=rlfq", "--config.num_codebooks=2", "--config.num_stages=2",
+             "--config.codebook_dim=4"),
     "dvq_ema": DVQ + ("--config.codebook_update=ema",),
     "dvq_kmeans": DVQ + ("--config.kmeans_init=True",),
     "dvq_restart": DVQ + ("--config.dead_code_threshold=1.0",),

@@ -33,7 +33,7 @@ def test_depthwise_vq_is_depthwise_quantize_and_the_numpy_reference():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("family", ["fsq", "lfq", "bsq", "rfsq", "rvq"])
+@pytest.mark.parametrize("family", ["fsq", "lfq", "bsq", "rfsq", "rlfq", "rvq"])
 def test_depthwise_of_every_family_is_its_slices(family):
   rng = np.random.default_rng(1)
   L, D = 2, 3
@@ -45,6 +45,8 @@ def test_depthwise_of_every_family_is_its_slices(family):
         "bsq": functools.partial(q.binary_spherical_quantize, inverse_temperature=2.0),
         "rfsq": functools.partial(q.residual_finite_scalar_quantize, levels=(5, 4, 3),
                                   num_stages=2),
+        "rlfq": functools.partial(q.residual_lookup_free_quantize, num_stages=2,
+                                  inverse_temperature=2.0),
         "rvq": q.residual_quantize}[family]
   if family == "rvq":
     per_slice = (rng.normal(size=(L, 2, 5, D)).astype(np.float32),)

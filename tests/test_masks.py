@@ -26,6 +26,7 @@ _RNG = np.random.default_rng(0)
 _L, _K, _D = 2, 5, 3
 _CODEBOOKS = _RNG.normal(size=(_L, _K, _D)).astype(np.float32)
 _STAGES = _RNG.normal(size=(_L, 2, _K, _D)).astype(np.float32)
+_PROJECTION = _RNG.normal(size=(_D, _D)).astype(np.float32)
 _QUANTIZERS = {
     "vq": (lambda z, **kw: q.vector_quantize(z, _CODEBOOKS[0], **kw), _D),
     "dvq": (lambda z, **kw: q.depthwise_quantize(z, _CODEBOOKS, **kw), _L * _D),
@@ -35,6 +36,13 @@ _QUANTIZERS = {
     "rvq": (lambda z, **kw: q.depthwise_residual_quantize(z, _STAGES, **kw), _L * _D),
     "fsq": (lambda z, **kw: q.finite_scalar_quantize(z, (4, 3, 3), **kw), _D),
     "lfq": (lambda z, **kw: q.lookup_free_quantize(z, inverse_temperature=2.0, **kw), _D),
+    "bsq": (lambda z, **kw: q.binary_spherical_quantize(z, inverse_temperature=2.0, **kw), _D),
+    "depthwise_bsq": (lambda z, **kw: q.depthwise(q.binary_spherical_quantize, _L)(
+        z, inverse_temperature=2.0, **kw), _L * _D),
+    "rfsq": (lambda z, **kw: q.residual_finite_scalar_quantize(z, (4, 3, 3), 2, **kw), _D),
+    "rlfq": (lambda z, **kw: q.residual_lookup_free_quantize(z, 2, inverse_temperature=2.0,
+                                                             **kw), _D),
+    "simvq": (lambda z, **kw: q.simvq_quantize(z, _CODEBOOKS[0], _PROJECTION, **kw), _D),
 }
 
 
@@ -47,7 +55,7 @@ def test_masked_quantizer_equals_the_unmasked_subset(name):
   masked = jax.jit(functools.partial(fn, mask=mask))(z)
   _assert_subset(masked, fn(z[mask]), mask, 2)
   grad = jax.grad(lambda z, m=None: fn(z, mask=m).loss)
-  if name != "fsq":  # fsq has no loss
+  if name not in ("fsq", "rfsq"):  # the scalar quantizers have no loss
     np.testing.assert_allclose(grad(z, mask)[mask], grad(z[mask]), rtol=1e-4, atol=1e-6)
     assert not np.any(grad(z, mask)[~mask])
 

@@ -114,3 +114,19 @@ def test_residual_scalar_bfloat16_and_bad_input():
       out.codes, q.residual_finite_scalar_quantize(z.astype(jnp.float32), (4, 4, 4), 2).codes)
   with pytest.raises(ValueError, match="num_stages = 0"):
     q.residual_lookup_free_quantize(jnp.zeros((2, 3)), 0)
+
+
+def test_residual_lfq_gradient_memory_is_a_few_copies_of_z_a_stage():
+  # N = 65,536 vectors of D = 8 bits, M = 4 stages: one stage's (N, 2^D) soft assignment would
+  # be 64 MiB. The batch entropy accumulates in row blocks recomputed in the backward pass, so
+  # each stage keeps only a few (N, D) arrays (z is 2 MiB); with the per-vector entropy's (N, D)
+  # intermediates kept for every stage it compiled to 42 copies of z.
+  num, bits, stages = 65536, 8, 4
+  z = jax.ShapeDtypeStruct((num, bits), jnp.float32)
+
+  def objective(z):
+    out = q.residual_lookup_free_quantize(z, stages)
+    return jnp.sum(out.quantized) + out.loss, out  # the outputs kept, as a train step keeps them
+
+  analysis = jax.jit(jax.grad(objective, has_aux=True)).lower(z).compile().memory_analysis()
+  assert analysis.temp_size_in_bytes < 4 * stages * num * bits * 4, analysis

@@ -151,7 +151,8 @@ def test_rotation_in_rvq_rotates_onto_the_sum_and_handles_degenerate_vectors():
     np.testing.assert_array_equal(jax.jit(q.rotation_trick)(zz, e), e)
 
 
-@pytest.mark.parametrize("name", ["rvq", "fsq", "lfq", "rotation"])
+@pytest.mark.parametrize("name", ["rvq", "fsq", "lfq", "rotation", "bsq", "rfsq", "rlfq",
+                                  "simvq", "stochastic"])
 def test_bfloat16_and_vmap(name):
   rng = np.random.default_rng(6)
   z = jnp.asarray(rng.normal(size=(2, 3, 4)), jnp.bfloat16)
@@ -161,6 +162,12 @@ def test_bfloat16_and_vmap(name):
       "fsq": lambda z: q.finite_scalar_quantize(z, (5, 5, 4, 4)).quantized,
       "lfq": lambda z: q.lookup_free_quantize(z).quantized,
       "rotation": lambda z: q.rotation_trick(z, 2 * z + 1),
+      "bsq": lambda z: q.binary_spherical_quantize(z).quantized,
+      "rfsq": lambda z: q.residual_finite_scalar_quantize(z, (5, 5, 4, 4), 2).quantized,
+      "rlfq": lambda z: q.residual_lookup_free_quantize(z, 2).quantized,
+      "simvq": lambda z: q.simvq_quantize(z, codebooks[0], codebooks[1, :4]).quantized,
+      "stochastic": lambda z: q.stochastic_quantize(z, codebooks[0], key=jax.random.key(0),
+                                                    relaxation="gumbel_softmax").quantized,
   }[name]
   fn = jax.jit(fn)
   out = fn(z)

@@ -222,13 +222,11 @@ def rate_distortion_full_steps() -> str:
   return "\n".join(lines)
 
 
-def _toolbox(rows: tuple[str, ...], columns: tuple[str, ...],
-             seeds: tuple[int, ...] | None = None) -> str:
-  """`toolbox_study.table` of the recorded runs (of `seeds` only, when given), short labels."""
+def _toolbox(rows: tuple[str, ...], columns: tuple[str, ...]) -> str:
+  """`toolbox_study.table` of the recorded runs, short labels."""
   sys.path.insert(0, str(_DOCS.parent / "benchmarks"))
   import toolbox_study  # pylint: disable=import-outside-toplevel
-  runs = [r for r in _load("toolbox/toolfam.json") if seeds is None or r["seed"] in seeds]
-  header, *body = toolbox_study.table(runs, rows, columns).split("\n")
+  header, *body = toolbox_study.table(_load("toolbox/toolfam.json"), rows, columns).split("\n")
   for column, label in _SHORT.items():
     header = header.replace(f" {column} ", f" {label} ")
   return "\n".join([header, *body]).replace(" ± ", _PM)
@@ -247,11 +245,19 @@ def toolbox_families() -> str:
                    "elbo_unigram_bits_per_dim", "usage", "perplexity"))
 
 
+def toolbox_new_families() -> str:
+  """BSQ, SimVQ and residual FSQ/LFQ beside DVQ, FSQ and LFQ at 16 bits per position
+  (`benchmarks/toolbox_study.py`)."""
+  return _toolbox(("dvq", "dvq_simvq", "bsq", "lfq", "fsq", "rfsq", "rlfq"),
+                  ("recon_bits_per_dim", "rate_unigram_bits_per_dim", "elbo_unigram_bits_per_dim",
+                   "psnr", "usage", "perplexity"))
+
+
 def toolbox_stateful() -> str:
-  """Plain DVQ and its stateful codebook-learning rows at seed 0 (`benchmarks/toolbox_study.py`)."""
+  """Plain DVQ and its stateful codebook-learning rows (`benchmarks/toolbox_study.py`)."""
   return _toolbox(("dvq", "dvq_ema", "dvq_kmeans", "dvq_restart", "dvq_ema_kmeans_restart"),
                   ("recon_bits_per_dim", "rate_unigram_bits_per_dim", "elbo_unigram_bits_per_dim",
-                   "psnr", "usage", "perplexity", "codes_restarted_total"), seeds=(0,))
+                   "psnr", "usage", "perplexity", "codes_restarted_total"))
 
 
 def _static_prior(path: str, study: str, model: str, column: str, row: str, header: str) -> str:
@@ -392,7 +398,7 @@ TABLES: dict[str, Callable[[], str]] = {
                             rate_distortion_full_status, rate_distortion_full_rungs,
                             rate_distortion_full_dvq, rate_distortion_full_claims,
                             rate_distortion_full_priors, rate_distortion_full_steps,
-                            toolbox_families,
+                            toolbox_families, toolbox_new_families,
                             toolbox_stateful, static_prior_fig3a, static_prior_fig3b,
                             static_prior_fig3a_uniform, static_prior_fig4,
                             static_prior_fig4_num_codebooks)}

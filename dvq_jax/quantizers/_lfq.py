@@ -19,7 +19,7 @@ from dvq_jax.quantizers._stats import zero_masked
 
 # The codebook entropy needs the soft assignment over all 2^D codes.
 _MAX_BITS = 16
-# Rows per block of the (rows, 2^D) soft assignment, as in nearest_codes: about 4 MiB, but at
+# Rows per block of the (rows, groups, 2^g) soft assignment, as in nearest_codes: about 4 MiB, but at
 # least _MIN_ROWS rows (64 MiB at 2^16 codes) so large codebooks still get GEMM-sized blocks.
 _TILE_BYTES = 4 << 20
 _MIN_ROWS = 256
@@ -35,38 +35,6 @@ def lfq_lookup(codes: jax.Array, num_bits: int, dtype=jnp.float32) -> jax.Array:
   return (2 * bits - 1).astype(dtype)
 
 
-def _codebook_entropy(logits_z: jax.Array, log_norm: jax.Array, count) -> jax.Array:
-  """H(sum_n p_n / count) for p_n = softmax over codes c of logits_z[n] . c, in blocks of rows.
-
-  A row whose log_norm is +inf (masked, or padding) has p_n = 0 and adds nothing.
-  """
-  num_rows, num_bits = logits_z.shape
-  size = 1 << num_bits
-  codebook = lfq_lookup(jnp.arange(size), num_bits)  # (2^D, D)
-  rows = max(1, min(num_rows, max(_MIN_ROWS, _TILE_BYTES // (4 * size))))
-  if rows == num_rows:  # one block: no loop
-    probs = jnp.exp(logits_z @ codebook.T - log_norm[:, None])
-    mean_probs = jnp.sum(probs, axis=0) / count
-    return -jnp.sum(mean_probs * jnp.log(jnp.maximum(mean_probs, 1e-30)))
-  num_blocks = -(-num_rows // rows)
-  pad = num_blocks * rows - num_rows
-  logits_z = jnp.pad(logits_z, ((0, pad), (0, 0)))
-  log_norm = jnp.pad(log_norm, (0, pad), constant_values=jnp.inf)  # padded rows: p = 0
-
-  @jax.checkpoint  # recompute each block's (rows, 2^D) probabilities in the backward pass
-  def block_sum(args):
-    a, norm = args
-    return jnp.sum(jnp.exp(a @ codebook.T - norm[:, None]), axis=0)
-
-  def accumulate(total, block):  # a running (2^D,) sum: no (blocks, 2^D) stack, nor its cotangent
-    return total + block_sum(block), None
-
-  blocks = (logits_z.reshape(num_blocks, rows, num_bits), log_norm.reshape(num_blocks, rows))
-  total, _ = jax.lax.scan(accumulate, jnp.zeros(size, jnp.float32), blocks)
-  mean_probs = total / count
-  return -jnp.sum(mean_probs * jnp.log(jnp.maximum(mean_probs, 1e-30)))
-
-
 def binary_entropies(x: jax.Array, inverse_temperature: float, group_size: int,
                      weights: jax.Array | None) -> tuple[jax.Array, jax.Array]:
   """The entropy terms of a soft assignment to sign codes s in {-1, 1}^D.
@@ -75,6 +43,10 @@ def binary_entropies(x: jax.Array, inverse_temperature: float, group_size: int,
   per-vector entropy is a sum of D binary entropies. The batch (codebook) entropy is taken per
   group of `group_size` consecutive dimensions and summed over the D / group_size groups:
   exactly H(mean_n p(. | x_n)) when group_size = D, an upper bound of it otherwise.
+
+  Both terms are accumulated over blocks of rows, each block's work recomputed in the backward
+  pass: the pass keeps x and a running (groups, 2^group_size) sum, never an (N, 2^group_size)
+  matrix nor (N, D) intermediates (which a residual LFQ would otherwise hold for every stage).
 
   Args:
     x: `(N, D)` float32.
@@ -86,19 +58,42 @@ def binary_entropies(x: jax.Array, inverse_temperature: float, group_size: int,
     `(mean_n H(p(. | x_n)), sum_groups H(mean_n p_group(. | x_n)))`, means over unmasked rows.
   """
   num_rows, num_bits = x.shape
-  a = 4.0 * inverse_temperature * x  # per dimension p(s = 1) = sigmoid(a)
-  p_one = jax.nn.sigmoid(a)
-  sample_entropy = weighted_mean(-jnp.sum(
-      p_one * jax.nn.log_sigmoid(a) + (1.0 - p_one) * jax.nn.log_sigmoid(-a), axis=-1), weights)
-  num_groups = num_bits // group_size
-  half = (0.5 * a).reshape(num_rows, num_groups, group_size)  # logits of s: half . s
-  log_norm = jnp.sum(jnp.logaddexp(half, -half), axis=-1)  # sum_i log(2 cosh(half_i))
-  if weights is not None:
-    log_norm = jnp.where(weights[:, None] > 0, log_norm, jnp.inf)
+  num_groups, size = num_bits // group_size, 1 << group_size
+  codebook = lfq_lookup(jnp.arange(size), group_size)  # (2^g, g)
+  rows = max(1, min(num_rows, max(_MIN_ROWS, _TILE_BYTES // (4 * num_groups * size))))
+  num_blocks = -(-num_rows // rows)
+  pad = num_blocks * rows - num_rows
+  w = jnp.ones((num_rows,), jnp.float32) if weights is None else weights
+  if pad:  # padded rows: weight 0
+    x, w = jnp.pad(x, ((0, pad), (0, 0))), jnp.pad(w, (0, pad))
+
+  @jax.checkpoint  # recompute each block's (rows, groups, 2^g) probabilities in the backward
+  def block_sums(args):
+    xb, wb = args
+    a = 4.0 * inverse_temperature * xb  # per dimension p(s = 1) = sigmoid(a)
+    p_one = jax.nn.sigmoid(a)
+    entropy = -jnp.sum(p_one * jax.nn.log_sigmoid(a) + (1.0 - p_one) * jax.nn.log_sigmoid(-a),
+                       axis=-1)
+    half = (0.5 * a).reshape(rows, num_groups, group_size)  # logits of s: half . s
+    log_norm = jnp.sum(jnp.logaddexp(half, -half), axis=-1)  # sum_i log(2 cosh(half_i))
+    probs = jnp.exp(half @ codebook.T - log_norm[..., None])  # (rows, groups, 2^g)
+    probs = jnp.where(wb[:, None, None] > 0, probs, 0.0)
+    return jnp.sum(wb * entropy), jnp.sum(probs, axis=0)
+
+  def accumulate(total, block):  # running sums: no per-block stack, nor its cotangent
+    entropy, probs = block_sums(block)
+    return (total[0] + entropy, total[1] + probs), None
+
+  blocks = (x.reshape(num_blocks, rows, num_bits), w.reshape(num_blocks, rows))
+  if num_blocks == 1:  # one block: no loop
+    entropy, probs = block_sums((blocks[0][0], blocks[1][0]))
+  else:
+    zeros = (jnp.zeros((), jnp.float32), jnp.zeros((num_groups, size), jnp.float32))
+    (entropy, probs), _ = jax.lax.scan(accumulate, zeros, blocks)
   count = num_positions(weights, num_rows)
-  entropies = jax.lax.map(lambda g: _codebook_entropy(*g, count),
-                          (half.transpose(1, 0, 2), log_norm.T))
-  return sample_entropy, jnp.sum(entropies)
+  mean_probs = probs / count
+  batch_entropy = -jnp.sum(mean_probs * jnp.log(jnp.maximum(mean_probs, 1e-30)))
+  return entropy / count, batch_entropy
 
 
 def check_group_size(group_size: int | None, num_bits: int, what: str) -> int:

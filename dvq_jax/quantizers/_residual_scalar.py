@@ -44,7 +44,8 @@ def _residual_stages(z: jax.Array, scales: np.ndarray,
 
   A Python loop over the M stages (M is small): under `jax.grad`, a `lax.scan` over stages that
   each hold LFQ's blocked batch-entropy loop compiled to 313 MiB of temporaries for two stages
-  at N = 262,144, D = 10, the unrolled stages to 63 MiB (memory O(M * N), not O(N * 2^D)).
+  at N = 262,144, D = 10. Unrolled, each stage keeps about three (N, D) arrays for the backward
+  pass (its scaled residual, signs and gradient): memory O(M * N * D), never O(N * 2^D).
   """
   sg = jax.lax.stop_gradient
   residual = z.astype(jnp.float32)
