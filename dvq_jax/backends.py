@@ -10,10 +10,11 @@ Choices:
   compute_dtype: `config.model.dtype = "auto"` (the default) computes in bfloat16 on
     accelerators and in float32 on CPU, where XLA runs bfloat16 convolutions in float32 and the
     casts cost time.
-  categorical256_fused: the 256-way head's NLL and its gradient in one fused form with a
-    hand-written gradient (`likelihoods.categorical256_log_probs`) on accelerators, where
-    plain autodiff with a gather of each target's logit made the CIFAR-10 step's memory
-    traffic 89 GB on a TPU v5e; a gather and plain autodiff on CPU, ~1.8x faster there.
+  categorical_fused: a K-way categorical's log-probability of its target (the VQ-VAE's
+    256-way head) and its gradient in one fused form with a hand-written gradient
+    (`categorical.fused_log_probs`) on accelerators, where plain autodiff with a gather of
+    each target's logit made the CIFAR-10 step's memory traffic 89 GB on a TPU v5e; a gather
+    and plain autodiff on CPU, ~1.8x faster there.
   transposed_conv_as_phases: `model.upsample = "transpose_phases"` computes the 4x4 stride-2
     transposed conv as four 2x2 sub-pixel GEMMs on CPU (XLA:CPU's transposed-conv gradient is
     pathologically slow) and as the native `nn.ConvTranspose` elsewhere (same params, same
@@ -54,8 +55,8 @@ def compiling_for(name: str) -> Iterator[None]:
     _target = previous
 
 
-def categorical256_fused() -> bool:
-  """True where the 256-way head's NLL runs as `likelihoods.categorical256_log_probs`."""
+def categorical_fused() -> bool:
+  """True where a categorical's log-probability runs as `categorical.fused_log_probs`."""
   return platform() != "cpu"
 
 
