@@ -1,4 +1,4 @@
-"""K-way categorical log-probabilities against a float64 numpy log-softmax, in each backend's form."""
+"""K-way categorical log-probabilities against a float64 numpy log-softmax, in both forms."""
 
 import jax
 import jax.numpy as jnp
