@@ -7,22 +7,24 @@ one; XLA:CPU gets its own form only where the accelerator one is measurably slow
 backend is compiled ahead of time (a TPU step compiled on a CPU-only host).
 
 Choices:
-  compute_dtype: `config.model.dtype = "auto"` (the default) computes in bfloat16 on
-    accelerators and in float32 on CPU, where XLA runs bfloat16 convolutions in float32 and the
-    casts cost time.
-  categorical256_fused: the 256-way head's NLL and its gradient in one fused form with a
-    hand-written gradient (`likelihoods.categorical256_log_probs`) on accelerators, where
-    plain autodiff with a gather of each target's logit made the CIFAR-10 step's memory
-    traffic 89 GB on a TPU v5e; a gather and plain autodiff on CPU, ~1.8x faster there.
+  compute_dtype: `config.model.dtype = "auto"` (the default, of the VQ-VAE and of the code
+    prior) computes in bfloat16 on accelerators and in float32 on CPU, where XLA runs bfloat16
+    convolutions in float32 and the casts cost time.
+  categorical_fused: a K-way categorical's log-probability of its target (the VQ-VAE's
+    256-way head, the code prior's K-way head) and its gradient in one fused form with a
+    hand-written gradient (`categorical.fused_log_probs`) on accelerators, where plain autodiff
+    with a gather of each target's logit made the CIFAR-10 step's memory traffic 89 GB on a
+    TPU v5e; a gather and plain autodiff on CPU, ~1.8x faster there.
   transposed_conv_as_phases: `model.upsample = "transpose_phases"` computes the 4x4 stride-2
     transposed conv as four 2x2 sub-pixel GEMMs on CPU (XLA:CPU's transposed-conv gradient is
     pathologically slow) and as the native `nn.ConvTranspose` elsewhere (same params, same
     function; on a TPU the GEMMs' phase interleaving doubles the head layer's memory traffic).
   nearest-code search form: `quantizers.search_form()` (one variadic reduction on accelerators,
     two min-reductions over a materialized tile on CPU).
-  bfloat16_logits: a bfloat16 model's head (the logits) comes out in bfloat16 on accelerators
-    (float32 logits doubled the TPU step's largest tensor's traffic) and in float32 on CPU
-    (a bfloat16 head made XLA:CPU's bfloat16 step slower).
+  bfloat16_logits: a bfloat16 model's head (the logits; the VQ-VAE's and the code prior's)
+    comes out in bfloat16 on accelerators (float32 logits doubled the TPU step's largest
+    tensor's traffic) and in float32 on CPU (a bfloat16 head made XLA:CPU's bfloat16 step
+    slower).
 """
 
 import contextlib
@@ -54,8 +56,8 @@ def compiling_for(name: str) -> Iterator[None]:
     _target = previous
 
 
-def categorical256_fused() -> bool:
-  """True where the 256-way head's NLL runs as `likelihoods.categorical256_log_probs`."""
+def categorical_fused() -> bool:
+  """True where a categorical's log-probability runs as `categorical.fused_log_probs`."""
   return platform() != "cpu"
 
 

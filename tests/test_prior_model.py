@@ -4,17 +4,23 @@ import math
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import pytest
+from scipy import special
 
+from dvq_jax import backends
 from dvq_jax import flat_random
 from dvq_jax.prior import objective
 from dvq_jax.prior import sampling
 from dvq_jax.prior.model import CONDITIONS
 from dvq_jax.prior.model import CodePrior
+from dvq_jax.prior.model import attention_weights
+from dvq_jax.prior.model import build_prior
 from dvq_jax.prior.ordering import ORDERS
 from dvq_jax.prior.ordering import Ordering
+from dvq_jax.tokenizer import CodeLayout
 
 
 def _model_and_params(order, seed=0, **kw):
@@ -205,3 +211,87 @@ def test_sampling_with_and_without_cache_draw_the_same_codes(top_k, condition_on
     rank = (log_probs > np.take_along_axis(log_probs, np.asarray(with_cache)[..., None],
                                            -1)).sum(-1)
     assert rank.max() < 2
+
+
+@pytest.mark.parametrize("platform", ["cpu", "tpu"])  # the gather and the select-sum forms
+@pytest.mark.parametrize("order", ORDERS)
+def test_token_nll_and_its_head_gradient_match_a_numpy_log_softmax(platform, order):
+  """-log softmax(logits)[token] against float64 numpy from the model's logits, and the
+  gradient of the summed NLL with respect to each codebook's head bias: sum over that
+  codebook's tokens of softmax - onehot (so each token went through its own codebook's head)."""
+  model, params = _model_and_params(order)
+  tokens = jnp.asarray(np.random.default_rng(4).integers(0, 5, (3, model.ordering.num_tokens)),
+                       jnp.int32)
+  logits = np.asarray(model.apply({"params": params}, tokens, method=model.logits), np.float64)
+  log_probs = special.log_softmax(logits, axis=-1)
+  expected = -np.take_along_axis(log_probs, np.asarray(tokens)[..., None], -1)[..., 0]
+  residual = np.exp(log_probs) - (np.arange(5) == np.asarray(tokens)[..., None])
+  expected_grad = np.stack([residual[:, model.ordering.codebook == l].sum((0, 1))
+                            for l in range(model.num_codebooks)])
+  with backends.compiling_for(platform):
+    nll = objective.token_nll(params, model, tokens)
+    grads = jax.grad(lambda p: jnp.sum(objective.token_nll(p, model, tokens)))(params)
+  np.testing.assert_allclose(nll, expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(grads["head_bias"], expected_grad, rtol=1e-4, atol=1e-5)
+
+
+def test_auto_dtype_is_float32_on_cpu_and_bfloat16_on_accelerators():
+  """`model.dtype = "auto"` builds a float32 prior on CPU (no bfloat16 in its loss) and a
+  bfloat16 one for a TPU or GPU; a bfloat16 prior keeps float32 params and gradients, its
+  logits are bfloat16 in the accelerator form, and its NLL and KV-cache step follow the
+  float32 prior's to bfloat16 precision."""
+  config = ml_collections.ConfigDict({"order": "position_major", "model": {
+      "width": 16, "depth": 2, "heads": 2, "dropout": 0.0, "dtype": "auto"}})
+  layout = CodeLayout(codebook_size=5, num_codebooks=3, grid=(2, 3))
+  f32 = build_prior(config, layout)
+  assert f32.dtype == "float32"
+  for platform in ("tpu", "gpu"):
+    with backends.compiling_for(platform):
+      assert build_prior(config, layout).dtype == "bfloat16"
+  _, params = _model_and_params("position_major")
+  tokens = jnp.asarray(np.random.default_rng(5).integers(0, 5, (4, f32.ordering.num_tokens)),
+                       jnp.int32)
+  loss = lambda p, model: objective.loss_fn(p, model, tokens, jax.random.key(0))[0]
+  assert "bf16" not in jax.jit(loss, static_argnums=1).lower(params, f32).as_text()
+  bf16 = f32.clone(dtype="bfloat16")
+  with backends.compiling_for("tpu"):
+    assert bf16.apply({"params": params}, tokens, method=bf16.logits).dtype == jnp.bfloat16
+    loss16, grads = jax.value_and_grad(lambda p: loss(p, bf16))(params)
+  assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(grads))
+  np.testing.assert_allclose(loss16, loss(params, f32), rtol=2e-2)
+  cache = bf16.init_cache(4)
+  assert cache["layers"][0]["k"].dtype == jnp.bfloat16
+  full = np.asarray(f32.apply({"params": params}, tokens))
+  for t in range(3):
+    log_probs, cache = bf16.apply({"params": params}, cache, tokens[:, max(t - 1, 0)], t,
+                                  method=bf16.step)
+    assert log_probs.dtype == jnp.float32
+    np.testing.assert_allclose(log_probs, full[:, t], atol=0.1)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_attention_weights_and_their_gradient_match_numpy(dtype):
+  """The masked softmax against float64 numpy, and its gradient against central differences
+  of sum(g * softmax) in float64; bfloat16 to bfloat16 precision."""
+  rng = np.random.default_rng(6)
+  scores = jnp.asarray(rng.normal(0, 2, (2, 2, 4, 4)), dtype)
+  mask = np.tril(np.ones((4, 4), bool))
+  g = rng.normal(0, 1, scores.shape)
+
+  def softmax(s):
+    s = np.where(mask, s, -np.inf)
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+  s64 = np.asarray(scores, np.float64)
+  expected_grad = np.zeros_like(s64)
+  for index in np.ndindex(s64.shape):
+    step = np.zeros_like(s64)
+    step[index] = 1e-6
+    expected_grad[index] = np.sum(g * (softmax(s64 + step) - softmax(s64 - step))) / 2e-6
+  weights, vjp = jax.vjp(lambda s: attention_weights(s, jnp.asarray(mask)), scores)
+  (grad,) = vjp(jnp.asarray(g, dtype))
+  tolerance = 1e-5 if dtype == jnp.float32 else 2e-2
+  assert weights.dtype == grad.dtype == dtype
+  np.testing.assert_allclose(np.asarray(weights, np.float64), softmax(s64), atol=tolerance)
+  np.testing.assert_allclose(np.asarray(grad, np.float64), expected_grad, atol=tolerance)

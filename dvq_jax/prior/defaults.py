@@ -29,6 +29,10 @@ def code_prior() -> ml_collections.ConfigDict:
   config.model.depth = 4  # Transformer blocks
   config.model.heads = 4  # attention heads; width must divide by heads
   config.model.dropout = 0.1  # embeddings, attention weights, residual branches
+  # Compute dtype: auto (bfloat16 on TPU/GPU, float32 on CPU) | float32 | bfloat16. Params,
+  # optimizer state, LayerNorm statistics, the attention softmax's sums and the loss's
+  # log-sum-exp stay float32.
+  config.model.dtype = "auto"
 
   config.batch_size = 32  # code grids per step, global over devices and hosts
   config.eval_batch_size = 0  # 0 = batch_size

@@ -16,11 +16,19 @@ position when l > 0. Instead the input of every token of position p is the sum o
 embeddings of position p-1's L codes (BOS at p = 0), and the usual causal mask keeps later
 positions out; tokens of position p then see nothing of position p.
 
-The same parameters run in two ways:
+The same parameters run in three ways:
 
   `model.apply(v, tokens)`                      teacher forcing: log-probs `(B, T, K)` of every token;
+  `model.apply(v, tokens, method=model.logits)` teacher forcing: the logits, for the loss
+                                                (`objective.token_nll`);
   `model.apply(v, cache, prev, t, method=model.step)`   one token with a KV cache, for sampling
                                                 and entropy coding (`init_cache` makes the cache).
+
+`dtype` is the compute dtype: the blocks' matmuls, the residual stream, the attention weights
+and the KV cache run in it, while the parameters, the embedding lookups, the LayerNorm
+statistics and the attention softmax's max, exp and sum stay float32. A bfloat16 model's
+logits are bfloat16 where `backends.bfloat16_logits` says so (accelerators); log-probs are
+float32 whatever the dtype.
 """
 
 import functools
@@ -29,8 +37,8 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from dvq_jax import backends
 from dvq_jax import flat_random
 from dvq_jax.prior.ordering import Ordering
 
@@ -42,16 +50,51 @@ CONDITIONS = ("all_earlier_codes", "earlier_positions")
 Dense = functools.partial(nn.Dense, kernel_init=flat_random.lecun_normal())
 
 
+@jax.custom_vjp
+def attention_weights(scores: jax.Array, mask: jax.Array) -> jax.Array:
+  """softmax over the keys of the unmasked scores, in the scores' dtype.
+
+  Args:
+    scores: `(batch, heads, queries, keys)`, the compute dtype, already scaled.
+    mask: bool, broadcastable to `scores`; False entries get weight 0.
+
+  The max, exp and sum run in float32. The gradient, w * (g - sum(g * w)), is formed from the
+  returned weights, so a bfloat16 model keeps only bfloat16 weights for its backward pass
+  (plain autodiff of a float32 softmax kept a float32 copy of every layer's weights: on a TPU
+  the largest tensors of the prior's step).
+
+  >>> import jax.numpy as jnp
+  >>> attention_weights(jnp.zeros((1, 1, 2, 2)), jnp.tril(jnp.ones((2, 2), bool))).tolist()
+  [[[[1.0, 0.0], [0.5, 0.5]]]]
+  """
+  return _attention_weights_fwd(scores, mask)[0]
+
+
+def _attention_weights_fwd(scores, mask):
+  masked = jnp.where(mask, scores.astype(jnp.float32), _NEG)
+  weights = jax.nn.softmax(masked, axis=-1).astype(scores.dtype)
+  return weights, weights
+
+
+def _attention_weights_bwd(weights, g):
+  w, g = weights.astype(jnp.float32), g.astype(jnp.float32)
+  return (w * (g - jnp.sum(g * w, axis=-1, keepdims=True))).astype(weights.dtype), None
+
+
+attention_weights.defvjp(_attention_weights_fwd, _attention_weights_bwd)
+
+
 class CausalSelfAttention(nn.Module):
   """Multi-head self-attention; token t attends to tokens <= t."""
 
   width: int
   heads: int
   dropout: float = 0.0
+  dtype: jnp.dtype = jnp.float32
 
   def setup(self):
-    self.qkv = Dense(3 * self.width)
-    self.out = Dense(self.width)
+    self.qkv = Dense(3 * self.width, dtype=self.dtype)
+    self.out = Dense(self.width, dtype=self.dtype)
     self.drop = nn.Dropout(self.dropout)
 
   def _qkv(self, x):
@@ -61,8 +104,8 @@ class CausalSelfAttention(nn.Module):
     return q.reshape(shape), k.reshape(shape), v.reshape(shape)
 
   def _attend(self, q, k, v, mask, deterministic):
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1])
-    weights = jax.nn.softmax(jnp.where(mask, logits, _NEG), axis=-1)
+    scores = jnp.einsum("bqhd,bkhd->bhqk", q / math.sqrt(q.shape[-1]), k)
+    weights = attention_weights(scores, mask)
     weights = self.drop(weights, deterministic=deterministic)
     out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
     return self.out(out.reshape(*out.shape[:2], self.width))
@@ -89,13 +132,14 @@ class Block(nn.Module):
   width: int
   heads: int
   dropout: float = 0.0
+  dtype: jnp.dtype = jnp.float32
 
   def setup(self):
-    self.norm1 = nn.LayerNorm()
-    self.attn = CausalSelfAttention(self.width, self.heads, self.dropout)
-    self.norm2 = nn.LayerNorm()
-    self.fc1 = Dense(4 * self.width)
-    self.fc2 = Dense(self.width)
+    self.norm1 = nn.LayerNorm(dtype=self.dtype)
+    self.attn = CausalSelfAttention(self.width, self.heads, self.dropout, self.dtype)
+    self.norm2 = nn.LayerNorm(dtype=self.dtype)
+    self.fc1 = Dense(4 * self.width, dtype=self.dtype)
+    self.fc2 = Dense(self.width, dtype=self.dtype)
     self.drop = nn.Dropout(self.dropout)
 
   def _mlp(self, x, deterministic):
@@ -124,6 +168,8 @@ class CodePrior(nn.Module):
     dropout: rate on the embeddings, attention weights and residual branches (training only).
     condition_on: all_earlier_codes (token t sees every token < t) | earlier_positions (the
       codes of position p see only positions < p; position_major only).
+    dtype: compute dtype name, float32 | bfloat16 (`build_prior` resolves the config's "auto"
+      by backend, `dvq_jax.backends.compute_dtype`); params are float32.
 
   >>> model = CodePrior(codebook_size=5, num_codebooks=2, grid=(2, 2), width=8, depth=1, heads=2)
   >>> tokens = jnp.zeros((3, 8), jnp.int32)
@@ -141,6 +187,7 @@ class CodePrior(nn.Module):
   heads: int = 4
   dropout: float = 0.0
   condition_on: str = "all_earlier_codes"
+  dtype: str = "float32"
 
   @property
   def ordering(self) -> Ordering:
@@ -162,8 +209,9 @@ class CodePrior(nn.Module):
     self.column_embed = embed(self.grid[1])
     self.codebook_embed = embed(self.num_codebooks)
     self.drop = nn.Dropout(self.dropout)
-    self.blocks = [Block(self.width, self.heads, self.dropout) for _ in range(self.depth)]
-    self.final_norm = nn.LayerNorm()
+    dtype = jnp.dtype(self.dtype)
+    self.blocks = [Block(self.width, self.heads, self.dropout, dtype) for _ in range(self.depth)]
+    self.final_norm = nn.LayerNorm(dtype=dtype)
     # Zero-initialised heads: the untrained prior is uniform, log K nats per code.
     self.head_kernel = self.param("head_kernel", nn.initializers.zeros,
                                   (self.num_codebooks, self.width, self.codebook_size))
@@ -192,26 +240,46 @@ class CodePrior(nn.Module):
     previous = jnp.concatenate([bos, positions[:, :-1]], axis=1)  # (B, h*w, width)
     return jnp.repeat(previous, self.num_codebooks, axis=1)
 
-  def __call__(self, tokens, deterministic: bool = True):
-    """int `(B, T)` -> float32 log-probs `(B, T, K)`: row t is p(token t | tokens < t)."""
+  def _head_params(self):
+    """The heads' kernel `(L, width, K)` and bias `(L, K)` in the logits' dtype: the compute
+    dtype, but float32 where bfloat16 logits are slower (`backends.bfloat16_logits`)."""
+    dtype = jnp.dtype(self.dtype) if backends.bfloat16_logits() else jnp.dtype(jnp.float32)
+    return self.head_kernel.astype(dtype), self.head_bias.astype(dtype)
+
+  def logits(self, tokens, deterministic: bool = True):
+    """int `(B, T)` -> logits `(B, T, K)` (`_head_params`' dtype): row t scores token t given
+    tokens < t."""
     x = self._token_inputs(tokens) + self._position_embeddings()[None]
-    x = self.drop(x, deterministic=deterministic)
+    x = self.drop(x, deterministic=deterministic).astype(self.dtype)
     for block in self.blocks:
       x = block(x, deterministic)
-    x = self.final_norm(x)
-    codebook = self.ordering.codebook
-    logits = jnp.zeros((*tokens.shape, self.codebook_size), jnp.float32)
-    for l in range(self.num_codebooks):  # static token groups: each head sees only its tokens
-      index = np.flatnonzero(codebook == l)
-      logits = logits.at[:, index].set(x[:, index] @ self.head_kernel[l] + self.head_bias[l])
-    return jax.nn.log_softmax(logits, axis=-1)
+    kernel, bias = self._head_params()
+    x = self.final_norm(x).astype(kernel.dtype)
+    # Each token through its own codebook's head as one matmul batched over the L codebooks:
+    # the order puts codebook l at t % L (position_major) or in the l-th block of h*w tokens
+    # (codebook_major), so a reshape groups the tokens by codebook without gathers or scatters
+    # (per-codebook gathers and scatters were a tenth of a TPU step's memory traffic).
+    batch, num_tokens = tokens.shape
+    if self.order == "position_major":
+      grouped = x.reshape(batch, -1, self.num_codebooks, self.width)
+      logits = jnp.einsum("bplw,lwk->bplk", grouped, kernel) + bias
+    else:
+      grouped = x.reshape(batch, self.num_codebooks, -1, self.width)
+      logits = jnp.einsum("blpw,lwk->blpk", grouped, kernel) + bias[:, None]
+    return logits.reshape(batch, num_tokens, self.codebook_size)
+
+  def __call__(self, tokens, deterministic: bool = True):
+    """int `(B, T)` -> float32 log-probs `(B, T, K)`: row t is p(token t | tokens < t)."""
+    return jax.nn.log_softmax(self.logits(tokens, deterministic).astype(jnp.float32), axis=-1)
 
   def init_cache(self, batch_size: int):
-    """Zeros for `step`: `{"layers": per block {"k", "v"} float32 (batch, T, heads, width /
-    heads)}`; with earlier_positions also `"pending"` (the embeddings of this position's codes
-    so far) and `"position_input"` (this position's input), float32 `(batch, width)`."""
+    """Zeros for `step`: `{"layers": per block {"k", "v"} (batch, T, heads, width / heads)` in
+    the compute dtype`}`; with earlier_positions also `"pending"` (the embeddings of this
+    position's codes so far) and `"position_input"` (this position's input), float32
+    `(batch, width)`."""
     shape = (batch_size, self.ordering.num_tokens, self.heads, self.width // self.heads)
-    cache = {"layers": [{"k": jnp.zeros(shape, jnp.float32), "v": jnp.zeros(shape, jnp.float32)}
+    dtype = jnp.dtype(self.dtype)
+    cache = {"layers": [{"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
                         for _ in range(self.depth)]}
     if self.condition_on == "earlier_positions":
       cache["pending"] = jnp.zeros((batch_size, self.width), jnp.float32)
@@ -249,14 +317,15 @@ class CodePrior(nn.Module):
     codebook = jnp.asarray(self.ordering.codebook)
     token_input, new_cache = self._step_input(cache, previous_tokens, t)
     position = jax.lax.dynamic_index_in_dim(self._position_embeddings(), t, keepdims=False)
-    x = (token_input + position[None])[:, None]
+    x = (token_input + position[None])[:, None].astype(self.dtype)
     new_cache["layers"] = []
     for block, layer_cache in zip(self.blocks, cache["layers"]):
       x, layer_cache = block.step(x, layer_cache, t)
       new_cache["layers"].append(layer_cache)
-    x = self.final_norm(x)[:, 0]
-    logits = x @ self.head_kernel[codebook[t]] + self.head_bias[codebook[t]]
-    return jax.nn.log_softmax(logits, axis=-1), new_cache
+    kernel, bias = self._head_params()
+    x = self.final_norm(x)[:, 0].astype(kernel.dtype)
+    logits = x @ kernel[codebook[t]] + bias[codebook[t]]
+    return jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), new_cache
 
 
 def build_prior(config, tokenizer) -> CodePrior:
@@ -265,5 +334,6 @@ def build_prior(config, tokenizer) -> CodePrior:
       codebook_size=tokenizer.codebook_size, num_codebooks=tokenizer.num_codebooks,
       grid=tuple(tokenizer.grid), order=config.order, width=config.model.width,
       depth=config.model.depth, heads=config.model.heads, dropout=float(config.model.dropout),
-      # Runs from before the field existed condition on every earlier code.
-      condition_on=config.get("condition_on", "all_earlier_codes"))
+      # Runs from before these fields existed condition on every earlier code, in float32.
+      condition_on=config.get("condition_on", "all_earlier_codes"),
+      dtype=backends.compute_dtype(config.model.get("dtype", "float32")))

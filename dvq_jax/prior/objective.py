@@ -12,14 +12,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dvq_jax import categorical
 from dvq_jax import metrics
 
 
 def token_nll(params, model, tokens, *, deterministic=True, dropout_key=None) -> jax.Array:
-  """-log p(token t | tokens < t) in nats: int `(B, T)` -> float32 `(B, T)`."""
+  """-log p(token t | tokens < t) in nats: int `(B, T)` -> float32 `(B, T)`.
+
+  logsumexp(logits) - logits[token] from the model's logits (`categorical.log_probs`, in the
+  backend's form), with no log-softmax tensor.
+  """
   rngs = None if dropout_key is None else {"dropout": dropout_key}
-  log_probs = model.apply({"params": params}, tokens, deterministic=deterministic, rngs=rngs)
-  return -jnp.take_along_axis(log_probs, tokens[..., None].astype(jnp.int32), axis=-1)[..., 0]
+  logits = model.apply({"params": params}, tokens, deterministic=deterministic, rngs=rngs,
+                       method=model.logits)
+  return -categorical.log_probs(logits, tokens[..., None])[..., 0]
 
 
 def loss_fn(params, model, tokens, dropout_key) -> tuple[jax.Array, dict]:

@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 from etils import epath
 
+from dvq_jax import backends
 from dvq_jax import data as data_lib
 from dvq_jax import metrics
 from dvq_jax import tokenizer as tokenizer_lib
@@ -50,6 +51,7 @@ def check_model_config(config: ml_collections.ConfigDict) -> None:
   """`check_config` but for `vqvae_workdir`: what a prior needs before its codes exist."""
   validation.require_choice(config, "order", ORDERS)
   validation.require_choice(config, "condition_on", CONDITIONS)
+  validation.require_choice(config, "model.dtype", backends.COMPUTE_DTYPES)
   if config.condition_on == "earlier_positions" and config.order != "position_major":
     raise ConfigError("config.condition_on = 'earlier_positions' needs config.order ="
                       " 'position_major'; set --config.order=position_major")

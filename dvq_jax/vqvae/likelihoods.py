@@ -8,10 +8,7 @@ so `metrics.recon_bits_per_dim` of it is a bits/dim figure.
 Heads (`C_out` for C image channels, M mixture components):
   categorical256: `C*256` logits; channel `c*256 + v` is the logit of value v of channel c.
     The paper's bits/dim head. NLL = logsumexp(logits) - logits[target], no log-softmax tensor
-    and no one-hot. On accelerators `categorical256_log_probs` (a select-sum and a hand-written
-    gradient, one pass over the logits each way); on XLA:CPU a gather and plain autodiff,
-    whose value and gradient ran ~1.8x faster there than a select-sum against an iota and ~3x
-    faster than one_hot * log_softmax (`dvq_jax.backends.categorical256_fused`).
+    and no one-hot, in each backend's form (`dvq_jax.categorical.log_probs`).
   logistic_mixture: `M*(1 + 2C + C(C-1)/2)` channels laid out as
     [mixture logits (M) | means (C, M) | log scales (C, M) | coefficients (C(C-1)/2, M)],
     PixelCNN++'s discretized logistic mixture (Salimans et al. 2017): channel c's mean is
@@ -31,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import log_ndtr
 
-from dvq_jax import backends
+from dvq_jax import categorical
 
 NAMES = ("categorical256", "logistic_mixture", "mse")
 GAUSSIAN_SCALE = 0.1
@@ -85,81 +82,6 @@ def _check(head: jax.Array, images: jax.Array) -> None:
 
 def _categorical_logits(head: jax.Array, image_channels: int) -> jax.Array:
   return head.astype(jnp.float32).reshape(*head.shape[:-1], image_channels, 256)
-
-
-def _logsumexp(logits: jax.Array) -> jax.Array:
-  """logsumexp over the last axis, accumulated in float32 whatever the logits' dtype."""
-  top = jnp.max(logits, axis=-1, keepdims=True)
-  total = jnp.sum(jnp.exp(logits.astype(jnp.float32) - top), axis=-1)
-  return jnp.log(total) + top[..., 0].astype(jnp.float32)
-
-
-def _hit(values: jax.Array) -> jax.Array:
-  """`(...)` ints -> bool `(..., 256)`, True at each value: a select the compiler fuses."""
-  return jnp.arange(256, dtype=values.dtype) == values[..., None]
-
-
-def _channels(head: jax.Array, num_channels: int) -> list[jax.Array]:
-  # Lane-aligned slices of the head, never a (..., C, 256) view: on a TPU that view pads
-  # C = 3 to 8-row tiles and relayouts the head, several times the memory traffic.
-  return [head[..., c * 256:(c + 1) * 256] for c in range(num_channels)]
-
-
-@jax.custom_vjp
-def categorical256_log_probs(head: jax.Array, values: jax.Array) -> jax.Array:
-  """log softmax(logits_c)[x_c] per subpixel: float32 `(..., C)` for a head `(..., C*256)`.
-
-  Channel c's logits are `head[..., c*256:(c+1)*256]` (any float dtype; accumulated in
-  float32); values are ints `(..., C)` in [0, 256). Each is logits[x] - logsumexp(logits),
-  the target's logit picked by a select against an iota (a TPU lowers a gather of one element
-  per row to ~70 GB of memory traffic per CIFAR-10 step). The gradient with respect to the head,
-  onehot(x) - softmax(logits), is formed in one pass from the saved logsumexp; autodiff would
-  revisit the head several times, and this head's loss is most of a train step's memory
-  traffic on an accelerator (benchmarks/RESULTS.md).
-
-  >>> import jax.numpy as jnp
-  >>> float(categorical256_log_probs(jnp.zeros((1, 256)), jnp.array([[2]]))[0, 0])  # log(1/256)
-  -5.545177459716797
-  """
-  return _categorical256_log_probs_fwd(head, values)[0]
-
-
-def _categorical256_log_probs_fwd(head, values):
-  logits = _channels(head, values.shape[-1])
-  lse = jnp.stack([_logsumexp(x) for x in logits], axis=-1)
-  picked = jnp.stack([jnp.sum(jnp.where(_hit(values[..., c]), x, 0), axis=-1, dtype=jnp.float32)
-                      for c, x in enumerate(logits)], axis=-1)
-  return picked - lse, (head, values, lse)
-
-
-def _per_lane(x: jax.Array) -> jax.Array:
-  """`(..., C)` -> `(..., C*256)`, each channel's entry over its 256 lanes (no relayout)."""
-  channel = jnp.arange(256 * x.shape[-1]) // 256
-  out = x[..., :1]
-  for c in range(1, x.shape[-1]):
-    out = jnp.where(channel == c, x[..., c:c + 1], out)
-  return out
-
-
-def _categorical256_log_probs_bwd(residuals, g):
-  head, values, lse = residuals
-  # One elementwise pass over the whole head: per-channel slices would be concatenated after.
-  lane = jnp.arange(head.shape[-1], dtype=values.dtype) % 256
-  onehot = (lane == _per_lane(values)).astype(jnp.float32)
-  softmax = jnp.exp(head.astype(jnp.float32) - _per_lane(lse))
-  return (_per_lane(g) * (onehot - softmax)).astype(head.dtype), None
-
-
-categorical256_log_probs.defvjp(_categorical256_log_probs_fwd, _categorical256_log_probs_bwd)
-
-
-def _categorical_log_probs(head: jax.Array, images: jax.Array) -> jax.Array:
-  if backends.categorical256_fused():
-    return categorical256_log_probs(head, images.astype(jnp.int32))
-  # XLA:CPU: a gather and plain autodiff, ~1.8x faster there than the fused form.
-  logits = _categorical_logits(head, images.shape[-1])
-  picked = jnp.take_along_axis(logits, images.astype(jnp.int32)[..., None], axis=-1)[..., 0]
-  return picked - jax.nn.logsumexp(logits, axis=-1)
 
 
 def _mixture_params(head: jax.Array, image_channels: int):
@@ -259,7 +181,7 @@ def nll(name: str, head: jax.Array, images: jax.Array) -> jax.Array:
   _check_name(name)
   _check(head, images)
   if name == "categorical256":
-    log_probs = jnp.sum(_categorical_log_probs(head, images), axis=-1)
+    log_probs = jnp.sum(categorical.log_probs(head, images), axis=-1)
   elif name == "logistic_mixture":
     log_probs = _logistic_mixture_log_probs(head, images)
   else:
