@@ -23,12 +23,14 @@ The default is sized for a 2-core CPU shared with other jobs: the demo model nar
 models.
 
 `:full` covers the whole rate range, ~0.04 to 2.7 bits/dim under the uniform code rate: nine
-families at 2, 8, 16, 32, 64, 96 and 128 bits per 8x8-grid position (rate = bits * 64 / 3072),
-vq and svq only up to 16 bits (K <= 65,536), 3 seeds each, 219 runs of 1,500 steps:
-  dvq, mvq    (L, K) = (1, 4) ... (16, 256); D = 64 / L
-  rvq         M = 2 residual stages a slice, (1, 2) ... (16, 16)
-  fsq         L slices of the grid `grid.FSQ_LEVELS[K]` (K = 4, 256, 4096: prod(levels) = 4, 240,
-              4,375 codes; log2 of that is the rate, so its points sit within 2% of the others')
+families at 2, 8, 16, 32, 64, 72, 96 and 128 bits per 8x8-grid position (rate = bits * 64 /
+3072; 72 bits is the paper's L = 8 codebooks of K = 512, 1.5 bits/dim), vq and svq only up to
+16 bits (K <= 65,536), 3 seeds each, 246 runs of 1,500 steps:
+  dvq, mvq    (L, K) = (1, 4) ... (8, 512) ... (16, 256); D = 64 / L
+  rvq         M = 2 residual stages a slice, (1, 2) ... (4, 512) ... (16, 16)
+  fsq         L slices of the grid `grid.FSQ_LEVELS[K]` (K = 4, 256, 512, 4096: prod(levels) = 4,
+              240, 512, 4,375 codes; log2 of that is the rate, so its points sit within 2% of
+              the others')
   lfq         L slices of D = log2 K sign bits
   bsq         L slices of D = log2 K bits on the unit sphere (binary spherical quantization)
   simvq       dvq with `codebook_parameterization` = "simvq" (frozen basis times a learned map)
@@ -51,17 +53,17 @@ family's points are placed on the same bit ladder.
 It takes many CPU hours (run it in the background; it resumes).
 
 `:full,check` asks whether 1,500 steps are long enough: each family's point on the rungs of 16
-and 64 bits a position (0.333 and 1.333 bits/dim; vq and svq only at 16) at 4x the steps
+and 72 bits a position (0.333 and 1.5 bits/dim; vq and svq only at 16) at 4x the steps
 (6,000), one seed, 20 runs; `--config.compare_with=<the :full workdir>` then writes
 steps_check.json/.csv, the families' order at both lengths (`rate_distortion.steps_check`):
   python -m dvq_jax.main --config=configs/rate_distortion.py:full,check \
       --config.compare_with=/tmp/rd_full --workdir=/tmp/rd_check
-`--config.prior_bits='(16,64)'` trains, after the grid, the code prior `prior` on each family's
+`--config.prior_bits='(16,72)'` trains, after the grid, the code prior `prior` on each family's
 seed-0 point at those rungs and writes rd_priors.json/.csv (`rate_distortion.priors`). `prior` is
 configs/prior.py narrowed for a CPU as the VQ-VAE is: width 64, 2 blocks, 1,000 steps (the
 settings of the code prior section of docs/studies.md; configs/prior.py has 128, 4 and 2,000);
 `--config.prior.<field>` overrides it:
-  python -m dvq_jax.main --config=configs/rate_distortion.py:full --config.prior_bits='(16,64)' \
+  python -m dvq_jax.main --config=configs/rate_distortion.py:full --config.prior_bits='(16,72)' \
       --workdir=/tmp/rd_full
 """
 
@@ -86,11 +88,12 @@ def _demo_config() -> ml_collections.ConfigDict:
 def _full_grid(config: ml_collections.ConfigDict) -> None:
   """The `:full` grid (module docstring): every family on one ladder of bits a position."""
   config.latent_width = 64  # the paper's L*D = 8*8: D = 64 / L
-  ladder = ((1, 4), (2, 16), (4, 16), (8, 16), (8, 256), (8, 4096), (16, 256))  # 2 ... 128 bits
+  # 2 ... 128 bits a position; (8, 512) is the paper's 72 bits
+  ladder = ((1, 4), (2, 16), (4, 16), (8, 16), (8, 256), (8, 512), (8, 4096), (16, 256))
   vq_sizes = (4, 16, 256, 4096, 65536)  # 2 ... 16 bits: one codebook up to K = 65,536
   # A further family enters as a name in quantizers, its (L, K) ladder in grid and, when it is
   # a quantizer with options, its fields in families.
-  bit_ladder = ((1, 4), (1, 256), (2, 256), (4, 256), (8, 256), (8, 4096), (16, 256))
+  bit_ladder = ((1, 4), (1, 256), (2, 256), (4, 256), (8, 256), (8, 512), (8, 4096), (16, 256))
   config.quantizers = ("dvq", "mvq", "rvq", "fsq", "lfq", "bsq", "simvq", "dvq_learned",
                        "dvq_2level", "vq", "svq")
   config.families = ml_collections.ConfigDict({
@@ -102,7 +105,8 @@ def _full_grid(config: ml_collections.ConfigDict) -> None:
   config.grid = ml_collections.ConfigDict({
       "dvq": ladder, "mvq": ladder, "simvq": ladder, "dvq_learned": ladder,
       "dvq_2level": ladder,
-      "rvq": ((1, 2), (1, 16), (2, 16), (4, 16), (8, 16), (8, 64), (16, 16)),  # M = 2 stages
+      "rvq": ((1, 2), (1, 16), (2, 16), (4, 16), (8, 16), (4, 512), (8, 64),  # M = 2 stages
+              (16, 16)),
       "fsq": bit_ladder,
       "lfq": bit_ladder,
       "bsq": bit_ladder,
@@ -112,12 +116,12 @@ def _full_grid(config: ml_collections.ConfigDict) -> None:
 
 
 def _check(config: ml_collections.ConfigDict, small: bool) -> None:
-  """`:check` (module docstring): 4x the steps, one seed, the rungs of 16 and 64 bits."""
+  """`:check` (module docstring): 4x the steps, one seed, the rungs of 16 and 72 bits."""
   config.seeds = 1
   config.base.num_train_steps *= 4
   config.base.eval_every_steps = config.base.num_train_steps
   if not small:  # the small grid has one low rung a family: it is kept whole
-    config.rungs = (16, 64)  # 0.333 and 1.333 bits/dim; vq and svq stop at 16
+    config.rungs = (16, 72)  # 0.333 and 1.5 bits/dim (the paper's); vq and svq stop at 16
 
 
 def get_config(arg=None):

@@ -208,6 +208,9 @@ def test_full_grid_spans_the_rate_range_with_overlapping_families():
                         "dvq_2level", "vq", "svq"}
   assert all(len(r) >= 5 for r in rates.values()), rates
   assert max(min(r) for r in rates.values()) < 0.06  # every family starts near 0.05 bits/dim
+  # The paper's regime, L = 8 codebooks of K = 512 (1.5 bits/dim), is a rung of every family
+  # that scales bits linearly (fsq's 8x8x8 grid has exactly 512 codes).
+  assert all(1.5 in rates[family] for family in rates if family not in ("vq", "svq", "dvq_2level"))
   for family, r in rates.items():
     if family not in ("vq", "svq"):
       assert max(r) >= 2.0, family

@@ -56,7 +56,7 @@ def test_dvq_versus_each_family_lists_the_rates_where_it_is_ahead_behind_or_leve
     ((4.9, 5.2), (5.0, 5.1), "not held"),    # level
     ((5.3, 5.4), (5.0, 5.1), "not held")])   # behind
 def test_the_33_percent_claim_against_mvq_and_the_best_other_family(dvq, mvq, verdict):
-  records = _records(64, {"dvq": dvq, "mvq": mvq, "fsq": (5.5, 5.6), "dvq_learned": (1.0, 1.1)})
+  records = _records(72, {"dvq": dvq, "mvq": mvq, "fsq": (5.5, 5.6), "dvq_learned": (1.0, 1.1)})
   by_claim = {c["claim"]: c for c in claims.paper_claims(records)}
   baseline = by_claim["33% better than MVQ (the paper's VQVAE)"]
   assert baseline["verdict"] == verdict
@@ -67,11 +67,11 @@ def test_the_33_percent_claim_against_mvq_and_the_best_other_family(dvq, mvq, ve
 
 
 def test_the_pixelsnail_claim_adds_the_learned_prior_rate_or_else_the_unigram_one():
-  records = _records(64, {"dvq": (4.0, 4.0)}, rate=1.0)  # unigram rate 0.5: 11% of the bound
+  records = _records(72, {"dvq": (4.0, 4.0)}, rate=1.0)  # unigram rate 0.5: 11% of the bound
   (claim,) = claims.paper_claims(records)
   assert (claim["code"], claim["rate"], claim["verdict"]) == ("unigram prior", 0.5, "not held")
   np.testing.assert_allclose(claim["measured"], 0.5 / 4.5)
-  prior = {"quantizer": "dvq", "bits_per_position": 64, "rate_prior_bits_per_dim": 0.1}
+  prior = {"quantizer": "dvq", "bits_per_position": 72, "rate_prior_bits_per_dim": 0.1}
   (claim,) = claims.paper_claims(records, [prior, {**prior, "bits_per_position": 16}])
   assert (claim["code"], claim["verdict"]) == ("learned prior", "partly")  # 2.4%
   np.testing.assert_allclose(claim["measured"], 0.1 / 4.1)
@@ -121,7 +121,7 @@ def test_the_4x_steps_variant_trains_each_family_on_two_rungs_once():
     bits = rate_distortion.grid.bits_per_position(rate_distortion.point_config(check, p))
     rungs.setdefault(p.quantizer, []).append(bits)
   assert rungs.pop("vq") == rungs.pop("svq") == [16]
-  assert rungs and all(bits == [16, 64] for bits in rungs.values()), rungs
+  assert rungs and all(bits == [16, 72] for bits in rungs.values()), rungs
   assert set(rungs) | {"vq", "svq"} == set(full.quantizers) and len(points) == 20
   # Every point is the :full grid's point of the same name, at the longer length.
   assert {p.name for p in points} <= {p.name for p in rate_distortion.points(full)}
@@ -186,7 +186,7 @@ def test_the_page_says_how_far_the_grid_is_until_it_has_every_run(tmp_path, monk
   assert f"All {expected} runs" in results_tables.rate_distortion_full_status()
   assert "1500 steps" in results_tables.rate_distortion_full_status()
   rungs = results_tables.rate_distortion_full_rungs()
-  assert rungs.count("winner **dvq**") == 7  # DVQ's rungs; those of 4 and 12 have vq and svq
+  assert rungs.count("winner **dvq**") == 8  # DVQ's rungs; those of 4 and 12 have vq and svq
   assert rungs.count("no family ahead of all others") == 2
   versus = results_tables.rate_distortion_full_dvq().splitlines()
   assert len(versus) == 2 + 10 and all(line.endswith("| - | - |") for line in versus[2:])

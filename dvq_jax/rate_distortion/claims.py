@@ -12,9 +12,9 @@ import numpy as np
 
 from dvq_jax.rate_distortion.plots import summarize
 
-# The paper's regime, 72 bits a position (L = 8 codebooks of K = 512: 1.5 bits/dim), lies
-# between the ladder's 64 and 96: the nearer rung, 64 (1.333 bits/dim), stands for it.
-PAPER_BITS = 64
+# The paper's regime: 72 bits a position (L = 8 codebooks of K = 512 on an 8x8 grid: 1.5
+# bits/dim), a rung of the `:full` ladder.
+PAPER_BITS = 72
 PAPER_IMPROVEMENT = 1 / 3  # "33% improvement as compared to previous discrete models"
 # "Similar to PixelSNAIL" is read as within 5% of its NLL; the paper's DVQ number is the
 # reconstruction term alone, so the code rate it leaves out must be under 5% of the bound.

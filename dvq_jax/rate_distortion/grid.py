@@ -27,7 +27,7 @@ from dvq_jax.vqvae.bottleneck import codes_per_position
 
 # fsq grids for a target alphabet K: 2^8..2^16 as recommended by Mentzer et al. 2023 (Table 1),
 # 4, 8 and 16 as the single or square grids with exactly K codes.
-FSQ_LEVELS = {4: (4,), 8: (8,), 16: (4, 4), 256: (8, 6, 5), 1024: (8, 5, 5, 5),
+FSQ_LEVELS = {4: (4,), 8: (8,), 16: (4, 4), 256: (8, 6, 5), 512: (8, 8, 8), 1024: (8, 5, 5, 5),
               4096: (7, 5, 5, 5, 5), 16384: (8, 8, 8, 6, 5), 65536: (8, 8, 8, 5, 5, 5)}
 
 
@@ -108,7 +108,7 @@ def points(config: ml_collections.ConfigDict) -> list[Point]:
              for q in pairs}
     if not any(pairs.values()):
       raise ConfigError(f"config.rungs = {rungs!r} matches no (L, K) of config.grid; give bits"
-                        " per position the grid has, e.g. '(16,64)'")
+                        " per position the grid has, e.g. '(16,72)'")
   return [Point(q, num, size, seed)
           for seed in seeds for q in config.quantizers for num, size in pairs[q]]
 

@@ -1,7 +1,7 @@
 """Code priors on chosen points of the study: the rate a learned prior pays, beside the uniform
 and unigram rates.
 
-  python -m dvq_jax.main --config=configs/rate_distortion.py:full --config.prior_bits='(16,64)' \
+  python -m dvq_jax.main --config=configs/rate_distortion.py:full --config.prior_bits='(16,72)' \
       --workdir=W
 
 With `config.prior_bits` non-empty, once the grid is trained (or read back), each family's point
@@ -38,7 +38,7 @@ def prior_bits(config: ml_collections.ConfigDict) -> tuple[float, ...]:
     bits = tuple(float(b) for b in bits)
   except (TypeError, ValueError):
     raise ConfigError(f"config.prior_bits = {bits!r} must be a tuple of bits per position,"
-                      " e.g. '(16,64)'") from None
+                      " e.g. '(16,72)'") from None
   if bits:
     prior_train.check_model_config(config.prior)
   return bits

@@ -3,7 +3,7 @@
   python -m dvq_jax.main --config=configs/rate_distortion.py:full,check \
       --config.compare_with=W --workdir=W_check
 
-`:check` trains each family's point on the rungs `config.rungs` (16 and 64 bits a position) at 4x
+`:check` trains each family's point on the rungs `config.rungs` (16 and 72 bits a position) at 4x
 the steps, one seed. With `config.compare_with` = W, the workdir of the study at the shorter length
 (its rd.json and config.json), the run then writes `steps_check.json` and `steps_check.csv`: for
 each rung and family the metric (test recon bits/dim) at both lengths, the shorter one's mean over
