@@ -166,11 +166,49 @@ def static_prior_fig4_num_codebooks() -> str:
                      baselines["vq"], baselines["vq_k+"]] for r in dvq])
 
 
+_CODEC = "codec/codec_context_rd.json"  # benchmarks/codec_bench.py's numbers
+
+
+def codec_lossless() -> str:
+  """Lossless bits/dim of `codec_bench.py`'s image sets: ours, the bound, the classical codecs."""
+  sets = _load(_CODEC)
+  codecs = list(sets[0]["lossless"])
+  per_file = [k for k in sets[0]["per_file"] if not k.endswith(" (subset)")]
+  lines = [("ours, lossless, one file", lambda r: r["ours_bits_per_dim"]),
+           ("model bound (prior + head)", lambda r: r["bound_bits_per_dim"]),
+           ("  of which the codes", lambda r: r["code_bits_per_dim"])]
+  lines += [(f"{k}, one mosaic", lambda r, k=k: r["lossless"][k]) for k in codecs]
+  lines += [(f"{k}, a file per image", lambda r, k=k: r["per_file"][k]) for k in per_file]
+  lines += [("ours, a file per image (subset)", lambda r: r["ours_per_file_bits_per_dim"])]
+  lines += [(f"{k}, a file per image (subset)", lambda r, k=k: r["per_file"][k + " (subset)"])
+            for k in per_file]
+  rows = [[label, *(f"{get(r):.3f}" for r in sets)] for label, get in lines]
+  rows.append(["lossless images/s, compress / decompress",
+               *(f"{r['count'] / r['compress_s']:.1f} / {r['count'] / r['decompress_s']:.1f}"
+                 for r in sets)])
+  return _markdown(["bits/dim (lower is better)", *(f"{r['name']} ({r['count']} images)"
+                                                    for r in sets)], rows)
+
+
+def codec_lossy() -> str:
+  """Lossy bits/pixel and PSNR: our codes against the JPEG and WebP quality sweeps (mosaic)."""
+  sets = _load(_CODEC)
+  formats = [k for k in ("JPEG", "WebP") if k in sets[0]]
+  rows = [["ours: the codes only, one file", "", *(
+      f"{r['ours_lossy_bpp']:.3f} / {r['ours_lossy_psnr']:.2f}" for r in sets)]]
+  for fmt in formats:
+    for i, point in enumerate(sets[0][fmt]):
+      rows.append([f"{fmt}, one mosaic", str(point["quality"]), *(
+          f"{r[fmt][i]['mosaic_bpp']:.3f} / {r[fmt][i]['mosaic_psnr']:.2f}" for r in sets)])
+  return _markdown(["codec", "quality", *(f"{r['name']}: bits/pixel / PSNR (dB)" for r in sets)],
+                   rows)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     f.__name__: f for f in (rate_distortion, rate_distortion_unigram_ratio, toolbox_families,
                             toolbox_stateful, static_prior_fig3a, static_prior_fig3b,
                             static_prior_fig3a_uniform, static_prior_fig4,
-                            static_prior_fig4_num_codebooks)}
+                            static_prior_fig4_num_codebooks, codec_lossless, codec_lossy)}
 
 
 class ResultsTable(SphinxDirective):

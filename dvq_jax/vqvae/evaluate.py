@@ -18,7 +18,7 @@ Metrics (all over the test split; the trainer page's "Metrics" defines them)::
 
 A context head (`likelihood = "context_logistic_mixture"`, `vqvae.context`) conditions each
 pixel on already-decoded neighbours, so its `recon_bits_per_dim` is a compressor's cost, not the
-per-subpixel quantity of the other heads: never compare the two. Its evaluation also writes
+per-subpixel quantity of the other heads: never compare the two. Its evaluation also writes::
 
   context_recon_bits_per_dim  the same number under a name that says what it is;
   shuffled_codes_recon_bits_per_dim  the NLL with each test image's codes replaced by another
