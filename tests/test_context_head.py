@@ -9,6 +9,7 @@ import pytest
 
 from dvq_jax import vqvae
 from dvq_jax.errors import ConfigError
+from dvq_jax.main import run
 from dvq_jax.vqvae import context
 from dvq_jax.vqvae import likelihoods
 from dvq_jax.vqvae import model_fields
@@ -187,3 +188,18 @@ def test_two_level_models_are_refused():
     config.levels = 2
   with pytest.raises(ConfigError, match="config.levels = 1"):
     model_fields.check_model_fields(config, (8, 8, 3))
+
+
+@pytest.mark.slow
+def test_codec_config_learns_and_its_codes_carry_information(tmp_path):
+  # 400 steps of a narrow configs/codec.py on the demo photographs (~100 s on 2 loaded cores),
+  # scored on test photos it never saw: 6.27 context bits/dim, 1.29 more under shuffled codes.
+  config = config_files.load_with(
+      "configs/codec.py:small", num_train_steps=400, batch_size=32, learning_rate=3e-3,
+      codebook_size=32, eval_every_steps=400, checkpoint_every_steps=400, log_every_steps=100,
+      max_eval_examples=128, **{"model.hidden_channels": 32, "model.residual_channels": 16,
+                                "model.num_mixtures": 1})
+  result = run(config, str(tmp_path))
+  assert result["context_recon_bits_per_dim"] == result["recon_bits_per_dim"]
+  assert result["context_recon_bits_per_dim"] < 6.5, result  # untrained: about 9
+  assert result["shuffled_codes_gap_bits_per_dim"] > 0.1, result  # the codes still matter
