@@ -1,4 +1,4 @@
-r"""The codec against PNG, WebP, JPEG 2000 (lossless) and JPEG (lossy) on real photographs.
+r"""The codec against PNG, WebP, JPEG 2000, JPEG XL (lossless) and JPEG, WebP (lossy) on photographs.
 
   python benchmarks/codec_bench.py \
       --prior_workdir=/tmp/codec_bench/prior --figure=docs/images/codec/codec_rd.png
@@ -9,11 +9,13 @@ Image sets (32x32 RGB patches, flat ones dropped as in `demo`):
                   600x512, JPEG-decoded), also unseen. (scikit-learn's sample images are not
                   installed here.)
 Per set: bits/dim of our lossless file (all images in one file, and each image its own file on
-the first --per_file_images), the model's bound (-log2 p(codes) - log2 p(x | codes)), PNG
-(optimize=True), WebP lossless (method 6) and JPEG 2000 lossless, each image its own file and
-one mosaic of all of them; lossy: bits/pixel and PSNR of our codes against JPEG at a quality
-sweep (per file and mosaic); images/s to compress and decompress. Prints Markdown tables and
-writes the figure and its numbers (`--figure`, and the same name with `.json`).
+the first --per_file_images), the model's bound (-log2 p(codes) - log2 p(x | codes); for a
+context head, each pixel group given the earlier ones), PNG (optimize=True), WebP lossless
+(method 6), JPEG 2000 lossless and JPEG XL lossless (effort 9; only where `pillow-jxl-plugin` is
+installed), each image its own file and one mosaic of all of them; lossy: bits/pixel and PSNR
+of our codes against JPEG and WebP at a quality sweep (per file and mosaic); images/s to
+compress and decompress. Prints Markdown tables and writes the figure and its numbers
+(`--figure`, and the same name with `.json`).
 """
 
 import argparse
@@ -27,6 +29,7 @@ import time
 import matplotlib
 import matplotlib.cbook
 import matplotlib.ticker
+import jax
 import numpy as np
 from PIL import Image
 
@@ -38,12 +41,20 @@ from dvq_jax import prior as prior_lib  # pylint: disable=wrong-import-position
 from dvq_jax.data import _demo  # pylint: disable=wrong-import-position
 from dvq_jax.vqvae import likelihoods  # pylint: disable=wrong-import-position
 
+try:  # registers Pillow's "JXL" format; an optional peer
+  import pillow_jxl  # pylint: disable=unused-import,wrong-import-position
+  HAVE_JXL = True
+except ImportError:
+  HAVE_JXL = False
+
 LOSSLESS = {
     "PNG": ("PNG", {"optimize": True}),
     "WebP lossless": ("WEBP", {"lossless": True, "quality": 100, "method": 6}),
     "JPEG 2000 lossless": ("JPEG2000", {"irreversible": False}),
+    **({"JPEG XL lossless": ("JXL", {"lossless": True, "effort": 9})} if HAVE_JXL else {}),
 }
-JPEG_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+LOSSY = {"JPEG": ("JPEG", {}), "WebP": ("WEBP", {"method": 6})}
+QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 
 
 def image_sets() -> dict[str, np.ndarray]:
@@ -93,8 +104,15 @@ def model_bound_bits(loaded, images: np.ndarray) -> tuple[float, float]:
   tokens = loaded.to_sequence(loaded.tokenizer.encode(images))
   log_probs = loaded.log_probs(tokens)
   code_bits = -float(np.take_along_axis(log_probs, tokens[..., None], -1).sum()) / math.log(2)
-  head = loaded.tokenizer.decode_head(loaded.from_sequence(tokens))
-  nll = np.sum(np.asarray(likelihoods.nll(loaded.tokenizer.likelihood, head, images)))
+  tokenizer = loaded.tokenizer
+  head = tokenizer.decode_head(loaded.from_sequence(tokens))
+  model = tokenizer.model
+  conditioned = jax.jit(lambda p, h, x: model.apply(  # a context head's groups given the earlier
+      {"params": p}, h, x, method=model.conditioned_head))
+  nll = sum(float(np.sum(likelihoods.nll(tokenizer.likelihood,
+                                         conditioned(tokenizer.params, head[i:i + 64],
+                                                     images[i:i + 64]), images[i:i + 64])))
+            for i in range(0, len(images), 64))
   return code_bits, float(nll) / math.log(2)
 
 
@@ -107,7 +125,8 @@ def timed(fn, *args, **kwargs):
 def bench_set(name: str, images: np.ndarray, loaded, per_file: int) -> dict:
   dims = images.size
   pixels = dims // images.shape[-1]
-  row = {"name": name, "count": len(images), "lossless": {}, "per_file": {}, "jpeg": []}
+  row = {"name": name, "count": len(images), "lossless": {}, "per_file": {},
+         **{label: [] for label in LOSSY}}
   lossless, row["compress_s"] = timed(codec.compress, images, loaded)
   decoded, row["decompress_s"] = timed(codec.decompress, lossless, loaded)
   assert np.array_equal(decoded, images)
@@ -135,16 +154,18 @@ def bench_set(name: str, images: np.ndarray, loaded, per_file: int) -> dict:
     row["lossless"][label] = 8 * len(whole) / dims
     row["per_file"][label] = 8 * sum(map(len, files)) / dims
     row["per_file"][label + " (subset)"] = 8 * sum(map(len, files[:per_file])) / subset.size
-  for quality in JPEG_QUALITIES:
-    files = [encode_pil(image, "JPEG", quality=quality) for image in images]
-    whole = encode_pil(picture, "JPEG", quality=quality)
-    row["jpeg"].append({
-        "quality": quality,
-        "per_file_bpp": 8 * sum(map(len, files)) / pixels,
-        "per_file_psnr": psnr(np.stack([decode_pil(f) for f in files]), images),
-        "mosaic_bpp": 8 * len(whole) / pixels,
-        "mosaic_psnr": psnr(unmosaic(decode_pil(whole), len(images), images.shape[1:]), images),
-    })
+  for label, (fmt, options) in LOSSY.items():
+    for quality in QUALITIES:
+      files = [encode_pil(image, fmt, quality=quality, **options) for image in images]
+      whole = encode_pil(picture, fmt, quality=quality, **options)
+      row[label].append({
+          "quality": quality,
+          "per_file_bpp": 8 * sum(map(len, files)) / pixels,
+          "per_file_psnr": psnr(np.stack([decode_pil(f) for f in files]), images),
+          "mosaic_bpp": 8 * len(whole) / pixels,
+          "mosaic_psnr": psnr(unmosaic(decode_pil(whole), len(images), images.shape[1:]),
+                              images),
+      })
   return row
 
 
@@ -174,24 +195,27 @@ def print_tables(rows: list[dict], per_file: int) -> None:
     print(f"ours lossy: {r['ours_lossy_bpp']:.3f} bits/pixel (one file),"
           f" {r['ours_lossy_per_file_bpp']:.3f} (a file per image, first {per_file}),"
           f" PSNR {r['ours_lossy_psnr']:.2f} dB")
-    print("| JPEG quality | bits/pixel, per file | PSNR | bits/pixel, mosaic | PSNR |")
-    print("|---|---|---|---|---|")
-    for j in r["jpeg"]:
-      print(f"| {j['quality']} | {j['per_file_bpp']:.3f} | {j['per_file_psnr']:.2f} |"
-            f" {j['mosaic_bpp']:.3f} | {j['mosaic_psnr']:.2f} |")
+    for label in LOSSY:
+      print(f"| {label} quality | bits/pixel, per file | PSNR | bits/pixel, mosaic | PSNR |")
+      print("|---|---|---|---|---|")
+      for j in r[label]:
+        print(f"| {j['quality']} | {j['per_file_bpp']:.3f} | {j['per_file_psnr']:.2f} |"
+              f" {j['mosaic_bpp']:.3f} | {j['mosaic_psnr']:.2f} |")
 
 
 def plot(rows: list[dict], path: str) -> None:
-  """bits/pixel vs PSNR per image set: our lossy codes against the JPEG quality sweep."""
+  """bits/pixel vs PSNR per image set: our lossy codes against the JPEG and WebP sweeps."""
   fig, axes = plt.subplots(1, len(rows), figsize=(6.5 * len(rows), 5), squeeze=False)
   ticks = [0.125, 0.25, 0.5, 1, 2, 4, 8]
   for ax, r in zip(axes[0], rows):
-    for key, marker, label in (("per_file", "o-", "JPEG, a file per image"),
-                               ("mosaic", "s-", "JPEG, all images in one mosaic")):
-      bpp = [j[f"{key}_bpp"] for j in r["jpeg"]]
-      psnrs = [j[f"{key}_psnr"] for j in r["jpeg"]]
+    for fmt, key, marker, label in (
+        (fmt, key, marker, f"{fmt}, {where}") for fmt in LOSSY
+        for key, marker, where in (("per_file", "o-", "a file per image"),
+                                   ("mosaic", "s--", "all images in one mosaic"))):
+      bpp = [j[f"{key}_bpp"] for j in r[fmt]]
+      psnrs = [j[f"{key}_psnr"] for j in r[fmt]]
       ax.plot(bpp, psnrs, marker, label=label)
-      for j, x, y in zip(r["jpeg"], bpp, psnrs):
+      for j, x, y in zip(r[fmt], bpp, psnrs):
         if j["quality"] in (5, 50, 95):
           ax.annotate(f"q{j['quality']}", (x, y), textcoords="offset points", xytext=(4, -10),
                       fontsize=8)
@@ -211,7 +235,7 @@ def plot(rows: list[dict], path: str) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.margins(x=0.08, y=0.08)
     ax.legend(fontsize=8, loc="upper left")
-  fig.suptitle("Lossy rate-distortion: the codec's codes against JPEG")
+  fig.suptitle("Lossy rate-distortion: the codec's codes against JPEG and WebP")
   fig.tight_layout()
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   fig.savefig(path, dpi=110)

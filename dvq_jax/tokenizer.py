@@ -86,7 +86,8 @@ class Tokenizer:
   Attributes:
     config: the run's ConfigDict (from its config.json).
     model: the `vqvae.VQVAE`; `params` its parameters (replicated over the mesh).
-    likelihood: the decoder head's name (categorical256 | logistic_mixture | mse).
+    likelihood: the decoder head's name (categorical256 | logistic_mixture | mse |
+      context_logistic_mixture).
     codebook_size: the values one code takes: K, prod(fsq_levels) for fsq/rfsq, 2^D for
       lfq/bsq/rlfq.
     num_codebooks: the codes' last axis: `config.num_codebooks` L (L*M for rvq/rfsq/rlfq), 1 for
@@ -114,7 +115,7 @@ class Tokenizer:
     self.batch_size = max(devices, -(-int(batch_size) // devices) * devices)
     replicated, batch = sharding.replicated(self.mesh), sharding.batch_sharding(self.mesh)
     self.params = jax.device_put(params, replicated)
-    model, channels = self.model, self.image_shape[-1]
+    model = self.model
 
     def encode(params, images):
       codes = model.apply({"params": params}, images, method=model.encode)
@@ -125,11 +126,15 @@ class Tokenizer:
       return model.apply({"params": params}, codes, method=model.decode)
 
     def decode(params, codes):
-      mean = likelihoods.mean_image(model.likelihood, decode_head(params, codes), channels)
+      mean = model.apply({"params": params}, decode_head(params, codes), method=model.mean_image)
       return jnp.round(mean).astype(jnp.uint8)
 
     jit = lambda f: jax.jit(f, in_shardings=(replicated, batch), out_shardings=replicated)
     self._encode, self._decode_head, self._decode = jit(encode), jit(decode_head), jit(decode)
+    self._group_head = jax.jit(
+        lambda params, head, images, group: model.apply(
+            {"params": params}, head, images, group, method=model.group_head),
+        static_argnums=3)
 
   @classmethod
   def from_workdir(cls, workdir: str, step: int | None = None, *, image_shape=None,
@@ -217,8 +222,15 @@ class Tokenizer:
                                              self.config.model.num_mixtures)
     return self._batched(self._decode_head, codes, (*self.image_shape[:2], channels), np.float32)
 
+  def group_head(self, head, images, group: int) -> jax.Array:
+    """Context heads only (`vqvae.context`): pixel group `group`'s parameters at its pixels,
+    `(B, H/2, W/2, C_out)`, from `decode_head`'s output `(B, H, W, C_out)` and uint8 images
+    `(B, H, W, C)` of which only the earlier groups' pixels are read. One jitted pass."""
+    return self._group_head(self.params, jnp.asarray(head), jnp.asarray(images), int(group))
+
   def decode(self, codes) -> np.ndarray:
-    """Codes `(B, h, w, L)` -> uint8 images `(B, H, W, C)`: the head's mean, rounded."""
+    """Codes `(B, h, w, L)` -> uint8 images `(B, H, W, C)`: the head's mean (for a context
+    head, decoded group by group from the codes alone), rounded."""
     codes = self.check_codes(codes)
     return self._batched(self._decode, codes, self.image_shape, np.uint8)
 

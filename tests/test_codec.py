@@ -10,7 +10,9 @@ import pytest
 
 from dvq_jax import codec
 from dvq_jax import prior as prior_lib
+from dvq_jax.codec import container
 from dvq_jax.codec import files
+from dvq_jax.vqvae import context
 from dvq_jax.vqvae import likelihoods
 from tests import codec_fixtures
 from tests import prior_fixtures
@@ -88,3 +90,45 @@ def test_cli_round_trip_through_files(tmp_path, workdirs):
   truncated.write_bytes((tmp_path / "f.dvqz").read_bytes()[:-7])
   result = _cli("decompress", f"--input={truncated}", f"--output={tmp_path / 'out2'}")
   assert result.returncode == 2 and "truncated" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def context_loaded(tmp_path_factory):
+  tmp_path = tmp_path_factory.mktemp("codec_context")
+  vqvae = prior_fixtures.vqvae_workdir(tmp_path, noise=0.05,
+                                       likelihood="context_logistic_mixture")
+  return prior_lib.load(str(codec_fixtures.prior_workdir(tmp_path, vqvae)))
+
+
+def test_context_head_round_trip_costs_the_models_bits(context_loaded, monkeypatch):
+  images = codec_fixtures.photo_crops(5)
+  tokenizer = context_loaded.tokenizer
+  passes = []
+  group_head = tokenizer.group_head
+  monkeypatch.setattr(tokenizer, "group_head",
+                      lambda *args: passes.append(args[-1]) or group_head(*args))
+  data = codec.compress(images, context_loaded, batch_size=4)  # a padded last chunk
+  assert passes == 2 * list(range(len(context.GROUPS)))  # one pass per group and chunk
+  np.testing.assert_array_equal(codec.decompress(data, context_loaded), images)
+  tokens = context_loaded.to_sequence(tokenizer.encode(images))
+  log_probs = context_loaded.log_probs(tokens)
+  code_bits = -np.take_along_axis(log_probs, tokens[..., None], -1).sum() / np.log(2)
+  model = tokenizer.model
+  base = tokenizer.decode_head(context_loaded.from_sequence(tokens))
+  head = model.apply({"params": tokenizer.params}, base, images, method=model.conditioned_head)
+  assert not np.allclose(head, base, atol=1e-3)  # the earlier groups do move the parameters
+  pixel_bits = float(np.sum(likelihoods.nll(model.likelihood, head, images))) / np.log(2)
+  payload_bits = 8 * codec.read_header(data).payload_bytes
+  assert (code_bits + pixel_bits) * (1 - 1e-3) <= payload_bits
+  assert payload_bits <= (code_bits + pixel_bits) * (1 + 1e-3) + 64
+  damaged = bytearray(data)
+  damaged[-5] ^= 0x10
+  with pytest.raises(codec.CodecError, match="corrupted"):
+    codec.decompress(bytes(damaged), context_loaded)
+  header, payload = container.unpack(data)  # images that decode to something else
+  wrong = container.pack(container.Header(**{**header.__dict__, "images_crc": 0}), payload)
+  with pytest.raises(codec.CodecError, match="CRC32"):
+    codec.decompress(wrong, context_loaded)
+  lossy = codec.decompress(codec.compress(images[:2], context_loaded, mode="lossy"),
+                           context_loaded)
+  np.testing.assert_array_equal(lossy, tokenizer.decode(tokenizer.encode(images[:2])))

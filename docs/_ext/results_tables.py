@@ -338,62 +338,46 @@ def code_prior() -> str:
                     "ELBO (recon + prior)"], rows)
 
 
-def _codec_sets() -> list[dict]:
-  return _load("codec/codec_rd.json")
+_CODEC = "codec/codec_context_rd.json"  # benchmarks/codec_bench.py's numbers
 
 
 def codec_lossless() -> str:
-  """Lossless bits/dim per image set, ours against PIL's codecs (`codec/codec_rd.json`)."""
-  sets = _codec_sets()
-  labels = list(sets[0]["lossless"])
-  lines = [("ours, one file", lambda r: r["ours_bits_per_dim"]),
+  """Lossless bits/dim of `codec_bench.py`'s image sets: ours, the bound, the classical codecs."""
+  sets = _load(_CODEC)
+  codecs = list(sets[0]["lossless"])
+  per_file = [k for k in sets[0]["per_file"] if not k.endswith(" (subset)")]
+  lines = [("ours, lossless, one file", lambda r: r["ours_bits_per_dim"]),
            ("model bound (prior + head)", lambda r: r["bound_bits_per_dim"]),
-           ("of which the codes", lambda r: r["code_bits_per_dim"])]
-  overhead = [("ours, one file, over the model bound (%, not bits/dim)",
-               lambda r: 100 * (r["ours_bits_per_dim"] / r["bound_bits_per_dim"] - 1))]
-  lines += [(f"{label}, one mosaic", lambda r, k=label: r["lossless"][k]) for label in labels]
-  lines += [(f"{label}, a file per image", lambda r, k=label: r["per_file"][k])
-            for label in labels]
-  lines.append(("ours, a file per image (first images)",
-                lambda r: r["ours_per_file_bits_per_dim"]))
-  lines += [(f"{label}, a file per image (first images)",
-             lambda r, k=label: r["per_file"][k + " (subset)"]) for label in labels]
-  return _markdown(["bits/dim (lower is better)"] + [f"{r['name']} ({r['count']} images)"
-                                                      for r in sets],
-                   [[label] + [f"{get(r):.3f}" for r in sets] for label, get in lines + overhead])
+           ("  of which the codes", lambda r: r["code_bits_per_dim"])]
+  lines += [(f"{k}, one mosaic", lambda r, k=k: r["lossless"][k]) for k in codecs]
+  lines += [(f"{k}, a file per image", lambda r, k=k: r["per_file"][k]) for k in per_file]
+  lines += [("ours, a file per image (subset)", lambda r: r["ours_per_file_bits_per_dim"])]
+  lines += [(f"{k}, a file per image (subset)", lambda r, k=k: r["per_file"][k + " (subset)"])
+            for k in per_file]
+  rows = [[label, *(f"{get(r):.3f}" for r in sets)] for label, get in lines]
+  rows.append(["lossless images/s, compress / decompress",
+               *(f"{r['count'] / r['compress_s']:.1f} / {r['count'] / r['decompress_s']:.1f}"
+                 for r in sets)])
+  return _markdown(["bits/dim (lower is better)", *(f"{r['name']} ({r['count']} images)"
+                                                    for r in sets)], rows)
 
 
 def codec_lossy() -> str:
-  """Our codes alone and JPEG's quality sweep: bits/pixel and PSNR (`codec/codec_rd.json`)."""
-  sets = _codec_sets()
-  header = ["setting"]
-  for r in sets:
-    header += [f"{r['name']}: bits/pixel, a file per image", "PSNR (dB)",
-               "bits/pixel, one file or mosaic", "PSNR (dB)"]
-  rows = [["ours, the codes only"] + [
-      cell for r in sets for cell in (f"{r['ours_lossy_per_file_bpp']:.3f} (first images)",
-                                      f"{r['ours_lossy_psnr']:.2f}",
-                                      f"{r['ours_lossy_bpp']:.3f}", f"{r['ours_lossy_psnr']:.2f}")]]
-  for i, quality in enumerate(j["quality"] for j in sets[0]["jpeg"]):
-    rows.append([f"JPEG quality {quality}"] + [
-        cell for r in sets for cell in (f"{r['jpeg'][i]['per_file_bpp']:.3f}",
-                                        f"{r['jpeg'][i]['per_file_psnr']:.2f}",
-                                        f"{r['jpeg'][i]['mosaic_bpp']:.3f}",
-                                        f"{r['jpeg'][i]['mosaic_psnr']:.2f}")])
-  return _markdown(header, rows)
-
-
-def codec_speed() -> str:
-  """Images/s to compress and decompress each set, lossless and lossy (`codec/codec_rd.json`)."""
-  keys = ("compress_s", "decompress_s", "lossy_compress_s", "lossy_decompress_s")
-  return _markdown(["image set", "lossless compress", "lossless decompress", "lossy compress",
-                    "lossy decompress"],
-                   [[r["name"]] + [f"{r['count'] / r[k]:.2f}" for k in keys]
-                    for r in _codec_sets()])
+  """Lossy bits/pixel and PSNR: our codes against the JPEG and WebP quality sweeps (mosaic)."""
+  sets = _load(_CODEC)
+  formats = [k for k in ("JPEG", "WebP") if k in sets[0]]
+  rows = [["ours: the codes only, one file", "", *(
+      f"{r['ours_lossy_bpp']:.3f} / {r['ours_lossy_psnr']:.2f}" for r in sets)]]
+  for fmt in formats:
+    for i, point in enumerate(sets[0][fmt]):
+      rows.append([f"{fmt}, one mosaic", str(point["quality"]), *(
+          f"{r[fmt][i]['mosaic_bpp']:.3f} / {r[fmt][i]['mosaic_psnr']:.2f}" for r in sets)])
+  return _markdown(["codec", "quality", *(f"{r['name']}: bits/pixel / PSNR (dB)" for r in sets)],
+                   rows)
 
 
 TABLES: dict[str, Callable[[], str]] = {
-    f.__name__: f for f in (code_prior, codec_lossless, codec_lossy, codec_speed,
+    f.__name__: f for f in (code_prior, codec_lossless, codec_lossy,
                             rate_distortion, rate_distortion_unigram_ratio,
                             rate_distortion_full_status, rate_distortion_full_rungs,
                             rate_distortion_full_dvq, rate_distortion_full_claims,
@@ -401,7 +385,7 @@ TABLES: dict[str, Callable[[], str]] = {
                             toolbox_families, toolbox_new_families,
                             toolbox_stateful, static_prior_fig3a, static_prior_fig3b,
                             static_prior_fig3a_uniform, static_prior_fig4,
-                            static_prior_fig4_num_codebooks)}
+                            static_prior_fig4_num_codebooks, codec_lossless, codec_lossy)}
 
 
 class ResultsTable(SphinxDirective):

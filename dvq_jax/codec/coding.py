@@ -5,7 +5,9 @@ Symbols are coded in this order, chunk by chunk of `batch_size` images (the last
 with zero images and zero tokens, which are never coded): token t = 0 .. T-1 of every image in
 the chunk, each under `prior.step`'s distribution given the earlier tokens; then, lossless only,
 channel 0 of every pixel of the chunk, channel 1, ..., each under `likelihoods.channel_log_pmf`
-given the codes and the earlier channels. The encoder and the decoder run the one loop below
+given the codes and the earlier channels; a context head (`vqvae.context`) codes its pixel groups
+one after another, channels 0, 1, ... of each group's pixels under its parameters given the
+earlier groups. The encoder and the decoder run the one loop below
 (`_code_chunk`) with the same buffers, so their probability tables are computed from identical
 inputs by the same jitted functions; only the callback differs (write the known symbol, or read
 it back).
@@ -24,6 +26,8 @@ from dvq_jax.codec import container
 from dvq_jax.codec import tables
 from dvq_jax.codec.container import CodecError
 from dvq_jax.training.progress import Progress
+from dvq_jax.vqvae import context
+from dvq_jax.vqvae import likelihoods
 
 DEFAULT_BATCH_SIZE = 64
 
@@ -83,8 +87,20 @@ def _code_chunk(loaded, mode: str, tokens: np.ndarray, pixels: np.ndarray, count
     pixels[...] = np.asarray(tokenizer.decode(codes))
     return
   head = tokenizer.decode_head(codes)
+  if tokenizer.likelihood not in likelihoods.CONTEXT_NAMES:
+    _code_channels(tokenizer.likelihood, head, pixels, count, code)
+    return
+  for group in range(len(context.GROUPS)):
+    known = jnp.asarray(tables.known_pixels(pixels, group))
+    group_head = tokenizer.group_head(head, known, group)
+    row, column = context.GROUPS[group]
+    _code_channels(tokenizer.likelihood, group_head, pixels[:, row::2, column::2], count, code)
+
+
+def _code_channels(likelihood: str, head, pixels: np.ndarray, count: int, code: _Code) -> None:
+  """Channel 0 of every pixel of `pixels` (a view, written in place), then channel 1, ..."""
   for channel in range(pixels.shape[-1]):
-    counts = tables.subpixel_counts(tokenizer.likelihood, head, pixels, channel, count)
+    counts = tables.subpixel_counts(likelihood, head, pixels, channel, count)
     values = code(counts, pixels[:count, ..., channel].reshape(-1).astype(np.int32))
     pixels[:count, ..., channel] = values.reshape(pixels[:count, ..., channel].shape)
 

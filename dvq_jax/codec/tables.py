@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dvq_jax.vqvae import context
 from dvq_jax.vqvae import likelihoods
 
 # Every table sums to 2**PRECISION_BITS and gives each value at least one unit, so any symbol
@@ -61,3 +62,10 @@ def subpixel_counts(likelihood: str, head: jax.Array, images: np.ndarray, channe
   known[..., channel:] = 0
   log_pmf = channel_log_pmf(likelihood, head, jnp.asarray(known), channel)
   return quantize(np.asarray(log_pmf[:count]).reshape(-1, 256))
+
+
+def known_pixels(images: np.ndarray, group: int) -> np.ndarray:
+  """A copy of uint8 `(batch, H, W, C)` with the pixels of groups >= `group` zeroed, so the
+  encoder (which knows them) and the decoder (which does not yet) pass identical arrays."""
+  known = np.asarray(context.known_before(jnp.asarray(images), group))
+  return np.array(known, np.uint8, copy=True)

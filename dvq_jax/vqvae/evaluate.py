@@ -15,6 +15,18 @@ Metrics (all over the test split; the trainer page's "Metrics" defines them)::
   psnr                of the mean reconstruction, from the mean squared error over the split;
   ssim                its structural similarity (dm-pix), the mean over test images;
   perplexity and usage per codebook.
+
+A context head (`likelihood = "context_logistic_mixture"`, `vqvae.context`) conditions each
+pixel on already-decoded neighbours, so its `recon_bits_per_dim` is a compressor's cost, not the
+per-subpixel quantity of the other heads: never compare the two. Its evaluation also writes::
+
+  context_recon_bits_per_dim  the same number under a name that says what it is;
+  shuffled_codes_recon_bits_per_dim  the NLL with each test image's codes replaced by another
+                      test image's (the next one in its batch), per subpixel;
+  shuffled_codes_gap_bits_per_dim  that minus recon: what the codes tell the head about their
+                      own image (near 0 would mean the head ignores them);
+
+and its PSNR/SSIM are of the image decoded from the codes alone, group by group.
 """
 
 import dataclasses
@@ -64,7 +76,17 @@ def finalize(sums: dict, config: ml_collections.ConfigDict, image_shape,
       "perplexity": np.asarray(metrics.perplexity_from_counts(sums["code_counts"])),
       "usage": np.asarray(metrics.usage_from_counts(sums["code_counts"])),
       "num_examples": int(count),
+      **_context_metrics(sums, recon, count * dims),
   }
+
+
+def _context_metrics(sums: dict, recon: float, dims: float) -> dict:
+  """A context head's recon bits/dim under its own name, and the shuffled-codes check."""
+  if "shuffled_nll_nats" not in sums:
+    return {}
+  shuffled = float(metrics.recon_bits_per_dim(float(sums["shuffled_nll_nats"]), dims))
+  return {"context_recon_bits_per_dim": recon, "shuffled_codes_recon_bits_per_dim": shuffled,
+          "shuffled_codes_gap_bits_per_dim": shuffled - recon}
 
 
 def jit_eval_stats(model, mesh: Mesh):
@@ -97,8 +119,13 @@ class Evaluator:
     self._train_sample = dataclasses.replace(data, test=sample, num_test=len(sample))
 
   def _reconstruct(self, params, images):
-    head = self._model.apply({"params": params}, images).head
-    return likelihoods.mean_image(self._config.likelihood, head, images.shape[-1])
+    model = self._model
+    if model.likelihood not in likelihoods.CONTEXT_NAMES:
+      head = model.apply({"params": params}, images).head
+      return likelihoods.mean_image(model.likelihood, head, images.shape[-1])
+    codes = model.apply({"params": params}, images, method=model.encode)  # from the codes alone
+    base = model.apply({"params": params}, codes, method=model.decode)
+    return model.apply({"params": params}, base, method=model.mean_image)
 
   def _batches(self, data):
     for batch in data_lib.eval_batches(

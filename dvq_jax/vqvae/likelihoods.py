@@ -17,6 +17,12 @@ Heads (`C_out` for C image channels, M mixture components):
     tails. Bin masses sigmoid(b) - sigmoid(a) are computed exactly in log space, as
     log sigmoid(b) + log sigmoid(-a) + log(1 - e^(a-b)); PixelCNN++ instead switches to a
     midpoint-density approximation below a mass of 1e-5 (elsewhere the two agree).
+  context_logistic_mixture: the logistic_mixture layout; the decoder's output is group 0's
+    parameters and `vqvae.context.ContextHead` conditions the other pixel groups on the earlier
+    groups' pixels. Every function here takes the conditioned parameters (`VQVAE.__call__`'s
+    `head`, or `ContextHead.group`'s at one group's pixels) and treats them as logistic_mixture
+    does. Its NLL is a context quantity (neighbours known), not comparable with the
+    per-subpixel heads' (`vqvae.context`).
   mse: `C` channels, the mean mu in [-1, 1]. `nll` is that of a discretized Gaussian with FIXED
     scale `GAUSSIAN_SCALE` (0.1 in [-1, 1] units, 12.75 intensity levels) and tails to 0 and 255
     -- a proper likelihood, but the scale is not learned, so its bits/dim is above what a
@@ -30,14 +36,18 @@ from jax.scipy.special import log_ndtr
 
 from dvq_jax import categorical
 
-NAMES = ("categorical256", "logistic_mixture", "mse")
+NAMES = ("categorical256", "logistic_mixture", "mse", "context_logistic_mixture")
+# Heads whose parameters at a pixel also depend on other pixels of the image (`vqvae.context`).
+CONTEXT_NAMES = ("context_logistic_mixture",)
 GAUSSIAN_SCALE = 0.1
 _LOG_SCALE_MIN = -7.0
 
 
-def _check_name(name: str) -> None:
+def _check_name(name: str) -> str:
+  """`name`, with a context head's mapped to the per-pixel form its parameters take."""
   if name not in NAMES:
     raise ValueError(f"likelihood {name!r} is unknown; use one of {NAMES}")
+  return "logistic_mixture" if name in CONTEXT_NAMES else name
 
 
 def _num_coeffs(image_channels: int) -> int:
@@ -50,7 +60,7 @@ def num_head_channels(name: str, image_channels: int, num_mixtures: int) -> int:
   >>> num_head_channels("categorical256", 3, 10), num_head_channels("logistic_mixture", 3, 10)
   (768, 100)
   """
-  _check_name(name)
+  name = _check_name(name)
   if name == "categorical256":
     return 256 * image_channels
   if name == "logistic_mixture":
@@ -58,7 +68,8 @@ def num_head_channels(name: str, image_channels: int, num_mixtures: int) -> int:
   return image_channels
 
 
-def _to_unit(images: jax.Array) -> jax.Array:
+def to_unit(images: jax.Array) -> jax.Array:
+  """uint8 values -> float32 in [-1, 1], x/127.5 - 1."""
   return images.astype(jnp.float32) / 127.5 - 1.0
 
 
@@ -143,7 +154,7 @@ def _component_log_probs(values: jax.Array, means: jax.Array, log_scales: jax.Ar
 
 def _logistic_mixture_log_probs(head: jax.Array, images: jax.Array) -> jax.Array:
   logits, means, log_scales, coeffs = _mixture_params(head, images.shape[-1])
-  means = _autoregressive_means(means, coeffs, _to_unit(images)[..., None])
+  means = _autoregressive_means(means, coeffs, to_unit(images)[..., None])
   log_probs = _component_log_probs(images[..., None], means, log_scales)  # (..., C, M)
   joint = jnp.sum(log_probs, axis=-2) + jax.nn.log_softmax(logits, axis=-1)  # (..., M)
   return jax.nn.logsumexp(joint, axis=-1)
@@ -178,7 +189,7 @@ def nll(name: str, head: jax.Array, images: jax.Array) -> jax.Array:
   >>> nll("categorical256", jnp.zeros((2, 4, 4, 768)), images) / (48 * math.log(256))
   Array([1., 1.], dtype=float32)
   """
-  _check_name(name)
+  name = _check_name(name)
   _check(head, images)
   if name == "categorical256":
     log_probs = jnp.sum(categorical.log_probs(head, images), axis=-1)
@@ -209,7 +220,7 @@ def channel_log_pmf(name: str, head: jax.Array, images: jax.Array, channel: int)
   >>> float(jnp.exp(channel_log_pmf("categorical256", head, images, 1)).sum())
   1.0
   """
-  _check_name(name)
+  name = _check_name(name)
   _check(head, images)
   image_channels = images.shape[-1]
   if not 0 <= channel < image_channels:
@@ -223,7 +234,7 @@ def channel_log_pmf(name: str, head: jax.Array, images: jax.Array, channel: int)
   logits, means, log_scales, coeffs = _mixture_params(head, image_channels)
   known = jnp.concatenate(  # later channels zeroed: they cannot leak into channel c's table
       [earlier, jnp.zeros(images.shape[:-1] + (image_channels - channel,), images.dtype)], axis=-1)
-  means = _autoregressive_means(means, coeffs, _to_unit(known)[..., None])
+  means = _autoregressive_means(means, coeffs, to_unit(known)[..., None])
   log_weights = jax.nn.log_softmax(logits, axis=-1)  # (..., M)
   if channel:
     seen = _component_log_probs(earlier[..., None], means[..., :channel, :],
@@ -243,11 +254,10 @@ def train_loss(name: str, head: jax.Array, images: jax.Array) -> jax.Array:
   >>> train_loss("mse", jnp.zeros((1, 1, 1, 2)), jnp.array([[[[255, 0]]]], jnp.uint8)).tolist()
   [2.0]
   """
-  _check_name(name)
-  if name != "mse":
+  if _check_name(name) != "mse":
     return nll(name, head, images)
   _check(head, images)
-  return jnp.sum(jnp.square(head.astype(jnp.float32) - _to_unit(images)), axis=(1, 2, 3))
+  return jnp.sum(jnp.square(head.astype(jnp.float32) - to_unit(images)), axis=(1, 2, 3))
 
 
 def mean_image(name: str, head: jax.Array, image_channels: int = 3) -> jax.Array:
@@ -272,7 +282,7 @@ def mean_image(name: str, head: jax.Array, image_channels: int = 3) -> jax.Array
   >>> mean_image("mse", jnp.array([[[[-1.0, 0.0, 2.0]]]])).tolist()
   [[[[0.0, 127.5, 255.0]]]]
   """
-  _check_name(name)
+  name = _check_name(name)
   if name == "categorical256":
     probs = jax.nn.softmax(_categorical_logits(head, head.shape[-1] // 256), axis=-1)
     return jnp.sum(probs * jnp.arange(256, dtype=jnp.float32), axis=-1)

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 
 from dvq_jax import backends
 from dvq_jax import quantizers as q
+from dvq_jax.vqvae import context
 from dvq_jax.vqvae import layers
 from dvq_jax.vqvae import likelihoods
 from dvq_jax.vqvae.bottleneck import Quantizer
@@ -57,7 +58,8 @@ class ModelOutput(NamedTuple):
 
   Attributes:
     head: `(batch, height, width, C_out)`, the likelihood head's parameters, in float32 (bfloat16
-      in a bfloat16 model on an accelerator, see `Decoder`).
+      in a bfloat16 model on an accelerator, see `Decoder`); a context head's are conditioned
+      on the true pixels of the earlier groups (`vqvae.context`).
     quant: the bottleneck's QuantizerOutput; codes `(batch, h, w, L)` for dvq/mvq and
       `(batch, h, w)` for vq/svq, with h = height / 2^num_downsamples (w likewise).
     latents: the encoder output `(batch, h, w, C)` the quantizer saw (EMA codebooks and
@@ -198,7 +200,8 @@ class VQVAE(nn.Module):
       The DVQ paper gives no value (its Eq. 2/4 print beta on the codebook term
       d(sg(z), z_q)); the official DVQ code uses 1.0, this project defaults to 0.25.
     quantizer_loss_reduction: sum_features | mean_elements (see `bottleneck.LOSS_REDUCTIONS`).
-    likelihood: categorical256 | logistic_mixture | mse (see `dvq_jax.vqvae.likelihoods`).
+    likelihood: categorical256 | logistic_mixture | mse | context_logistic_mixture (see
+      `dvq_jax.vqvae.likelihoods`, `dvq_jax.vqvae.context`).
     image_channels: C of the images (the decoder's head size depends on it).
     architecture: vqvae | dvq_official (module docstring).
     residual_style: pre_activation | post_activation (`layers.ResidualStack`).
@@ -295,6 +298,29 @@ class VQVAE(nn.Module):
         residual_style=self.residual_style, dtype=dtype,
         head_dtype=jnp.dtype(self.head_dtype) if self.head_dtype else None,
     )
+    if self.likelihood in likelihoods.CONTEXT_NAMES:
+      self.context = context.ContextHead(
+          likelihoods.num_head_channels(self.likelihood, self.image_channels, self.num_mixtures))
+
+  def conditioned_head(self, base: jax.Array, images: jax.Array) -> jax.Array:
+    """The decoder's output -> the head the likelihood scores: for a context head, each pixel
+    group's parameters given the true earlier groups (teacher forcing); else `base` itself."""
+    if self.likelihood in likelihoods.CONTEXT_NAMES:
+      return self.context(base, images)
+    return base
+
+  def group_head(self, base: jax.Array, images: jax.Array, group: int) -> jax.Array:
+    """Context heads only: `ContextHead.group`, group `group`'s parameters at its pixels
+    `(batch, H/2, W/2, C_out)` from the decoder's output and the earlier groups' pixels."""
+    return self.context.group(base, images, group)
+
+  def mean_image(self, base: jax.Array) -> jax.Array:
+    """The decoder's output -> the image the codes decode to, float32 `(batch, H, W, C)` in
+    [0, 255]: `likelihoods.mean_image`, or for a context head `ContextHead.mean_image` (group by
+    group, from the codes alone)."""
+    if self.likelihood in likelihoods.CONTEXT_NAMES:
+      return self.context.mean_image(base, self.image_channels)
+    return likelihoods.mean_image(self.likelihood, base, self.image_channels)
 
   def latents(self, images: jax.Array) -> jax.Array:
     """uint8 `(batch, H, W, C)` -> encoder output `(batch, h, w, latent channels)`, compute dtype."""
@@ -316,7 +342,8 @@ class VQVAE(nn.Module):
     statistics."""
     latents = self.latents(images)
     quant = self.quantize(latents, mask)
-    return ModelOutput(head=self.decoder(quant.quantized), quant=quant, latents=latents)
+    head = self.conditioned_head(self.decoder(quant.quantized), images)
+    return ModelOutput(head=head, quant=quant, latents=latents)
 
   def encode(self, images: jax.Array) -> jax.Array:
     """uint8 `(batch, H, W, C)` -> int32 codes, `(batch, h, w, L)` (dvq/mvq/fsq/lfq),
@@ -324,7 +351,8 @@ class VQVAE(nn.Module):
     return self.quantize(self.latents(images)).codes
 
   def decode(self, codes: jax.Array) -> jax.Array:
-    """Codes (the layout `encode` returns) -> the head `(batch, H, W, C_out)` (see `Decoder`)."""
+    """Codes (the layout `encode` returns) -> the decoder's output `(batch, H, W, C_out)` (see
+    `Decoder`): the head itself, or a context head's group-0 parameters (`group_head`)."""
     return self.decoder(self.quantize.lookup(codes).astype(jnp.dtype(self.dtype)))
 
 

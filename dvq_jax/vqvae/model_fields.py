@@ -209,6 +209,9 @@ def check_model_fields(config, image_shape: tuple[int, int, int] | None = None
   if config.likelihood not in likelihoods.NAMES:
     raise ConfigError(f"config.likelihood = {config.likelihood!r} is unknown; use one of"
                       f" {', '.join(likelihoods.NAMES)}")
+  if config.likelihood in likelihoods.CONTEXT_NAMES and config.get("levels", 1) != 1:
+    raise ConfigError(f"config.likelihood = {config.likelihood!r} decodes from one latent grid;"
+                      " set config.levels = 1 or use another likelihood")
   model = config.model
   for name, choices in (("upsample", layers.UPSAMPLES), ("dtype", DTYPES),
                         ("codebook_init", q.INIT_SCHEMES), ("architecture", ARCHITECTURES),

@@ -148,11 +148,26 @@ def eval_stats(params, model: VQVAE, images: jax.Array, mask: jax.Array) -> dict
     for vq): how often each code of each codebook was chosen. Over a test set: bits/dim = `metrics.recon_bits_per_dim(nll_nats, count*H*W*C)`,
     PSNR = `metrics.psnr_from_mse(sq_error / (count*H*W*C))`, SSIM = ssim / count,
     `metrics.usage_from_counts` and `metrics.perplexity_from_counts` of code_counts.
+    Context heads (`vqvae.context`): the mean image is decoded from the codes alone, group by
+    group, and `shuffled_nll_nats` adds the NLL of each real image under the next real
+    image's codes (the last under the first's; the real images must come first in the batch).
   """
   out = model.apply({"params": params}, images, jnp.asarray(mask).astype(bool))
   weight = jnp.asarray(mask).astype(jnp.float32)
   nll = likelihoods.nll(model.likelihood, out.head, images)
-  recon = likelihoods.mean_image(model.likelihood, out.head, images.shape[-1])
+  stats = {}
+  if model.likelihood in likelihoods.CONTEXT_NAMES:
+    # The reconstruction from the codes alone (out.head saw the true neighbours), and the NLL
+    # with every image's codes replaced by the next real image's.
+    base = model.apply({"params": params}, out.quant.codes, method=model.decode)
+    recon = model.apply({"params": params}, base, method=model.mean_image)
+    count = jnp.maximum(jnp.sum(jnp.asarray(mask).astype(jnp.int32)), 1)
+    others = base[(jnp.arange(images.shape[0]) + 1) % count]  # real images form a prefix
+    shuffled = model.apply({"params": params}, others, images, method=model.conditioned_head)
+    stats["shuffled_nll_nats"] = jnp.sum(weight * likelihoods.nll(model.likelihood, shuffled,
+                                                                  images))
+  else:
+    recon = likelihoods.mean_image(model.likelihood, out.head, images.shape[-1])
   sq_error = jnp.sum(jnp.square(recon - images.astype(jnp.float32)), axis=(1, 2, 3))
   return {
       "nll_nats": jnp.sum(weight * nll),
@@ -160,6 +175,7 @@ def eval_stats(params, model: VQVAE, images: jax.Array, mask: jax.Array) -> dict
       "ssim": jnp.sum(weight * metrics.ssim(recon, images)),
       "count": jnp.sum(weight),
       "code_counts": code_counts(model, out.quant.codes, mask),
+      **stats,
   }
 
 
