@@ -17,7 +17,6 @@ and the time to drain the last save; then the load and the CPU.
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -26,6 +25,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+import results_file
 from configs import cifar10
 from dvq_jax.training import checkpointing
 from dvq_jax.training import loop
@@ -82,6 +82,7 @@ def main() -> None:
   parser.add_argument("--steps", type=int, default=8, help="steps per round")
   parser.add_argument("--every", type=int, default=2, help="a checkpoint every this many steps")
   parser.add_argument("--rounds", type=int, default=3, help="rounds of each way, alternating")
+  results_file.add_flag(parser)
   args = parser.parse_args()
 
   # The trainer's own state and step (`train.training_parts`), jitted with the state donated.
@@ -101,20 +102,18 @@ def main() -> None:
   print("| way | step s (mean of rounds) | save call s | drain s | step vs none |")
   print("|---|---|---|---|---|")
   base = statistics.mean(r[0] for r in results["none"])
+  rows = []
   for way in WAYS:
     step_s, save_s, drain_s = (statistics.mean(r[i] for r in results[way]) for i in range(3))
     print(f"| {way} | {step_s:.3f} | {save_s:.3f} | {drain_s:.3f} | {step_s / base:.3f}x |")
+    rows.append({"way": way, "step_s": step_s, "save_call_s": save_s, "drain_s": drain_s,
+                 "step_vs_none": step_s / base})
   load = os.getloadavg()
   print(f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {os.cpu_count()} CPUs; "
-        f"{_cpu_model()}; jax {jax.__version__}")
-
-
-def _cpu_model() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-  except (OSError, StopIteration):
-    return platform.processor()
+        f"{results_file.cpu_model()}; jax {jax.__version__}")
+  results_file.write(args.output, rows, config="configs/cifar10.py", batch=args.batch,
+                     state_mib=size / 2**20, steps=args.steps, every=args.every,
+                     rounds=args.rounds)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import tracemalloc
 
 import numpy as np
 
+import results_file
 from dvq_jax import data as data_lib
 from dvq_jax.data import _batches
 
@@ -43,6 +44,7 @@ def main() -> None:
   parser.add_argument("--processes", type=int, default=4, help="hosts sharing the batch")
   parser.add_argument("--steps", type=int, default=20, help="steps read on each side of the"
                       " epoch boundary")
+  results_file.add_flag(parser)
   args = parser.parse_args()
 
   source = _OneImage(args.images, tuple(args.shape))
@@ -69,6 +71,11 @@ def main() -> None:
         f" {held // (2 * args.images)} bytes)")
   print(f"one process's batch: {batch.nbytes / 1e6:.2f} MB")
   print(f"tracemalloc peak while reading: {peak / 1e6:.2f} MB")
+  results_file.write(args.output, [{
+      "global_batch": args.batch, "processes": args.processes, "steps": 2 * args.steps,
+      "permutations_mb": held / 1e6, "batch_mb": batch.nbytes / 1e6,
+      "tracemalloc_peak_mb": peak / 1e6, "seconds": seconds}],
+                     images=args.images, shape=list(args.shape))
 
 
 if __name__ == "__main__":

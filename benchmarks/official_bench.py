@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import results_file
 from configs import cifar10
 from dvq_jax.training import loop
 from dvq_jax.training import optim
@@ -148,6 +149,7 @@ def main() -> None:
   parser.add_argument("--no_tf", action="store_true", help="dvq_jax only")
   parser.add_argument("--official_dir", default="/tmp/dvq_official")
   parser.add_argument("--tf_python", default="/tmp/tfvenv/bin/python")
+  results_file.add_flag(parser)
   args = parser.parse_args()
   batches = [int(b) for b in args.batches.split(",")]
 
@@ -185,11 +187,16 @@ def main() -> None:
   print("\n| implementation | batch | params | median step s | images/s (per-round range) |"
         " GFLOP/image | GFLOP/s | page faults/step |")
   print("|---|---|---|---|---|---|---|---|")
-  rate = {}
+  rate, rows = {}, []
   for s in settings:
     median = statistics.median(times[id(s)])
     per_round = [s.batch / m for m in round_medians[id(s)]]
     rate[s.name, s.batch] = s.batch / median
+    rows.append({"implementation": s.name, "batch": s.batch, "params": s.params,
+                 "median_step_s": median, "images_per_s": s.batch / median,
+                 "images_per_s_rounds": per_round,
+                 "gflop_per_image": s.gflop_per_image if np.isfinite(s.gflop_per_image) else None,
+                 "page_faults_per_step": float(statistics.median(s.faults)) if s.faults else None})
     print(f"| {s.name} | {s.batch} | {s.params:,} | {median:.3f} | {s.batch / median:.1f}"
           f" ({min(per_round):.1f}-{max(per_round):.1f}) | {s.gflop_per_image:.2f} |"
           f" {s.gflop_per_image * s.batch / median:.0f} |"
@@ -207,6 +214,9 @@ def main() -> None:
   print(f"\nwall {wall:.0f} s; this run used {own:.0f} CPU-s ({own / wall:.2f} cores);"
         f" load after each round: {', '.join(f'{l:.1f}' for l in loads)};"
         f" load average at end: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+  results_file.write(args.output, rows, rounds=args.rounds, steps=args.steps,
+                     load_after_rounds=loads, xla_flags=os.environ.get("XLA_FLAGS", ""),
+                     glibc_tunables=os.environ.get("GLIBC_TUNABLES", ""))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import time
 import jax
 import jax.numpy as jnp
 
+import results_file
 from configs import prior as prior_config
 from dvq_jax.prior import sampling
 from dvq_jax.prior.model import CodePrior
@@ -56,6 +57,7 @@ def main():
   parser.add_argument("--grid", type=int, default=8, help="h = w positions (demo: 8)")
   parser.add_argument("--sampler", choices=("both", "cache", "no_cache"), default="both")
   parser.add_argument("--repeats", type=int, default=0, help="0 = 2 with --quick, else 5")
+  results_file.add_flag(parser)
   args = parser.parse_args()
   repeats = args.repeats or (2 if args.quick else 5)
   num_samples = 16 if args.quick else args.num_samples
@@ -67,11 +69,16 @@ def main():
         f" T = {model.ordering.num_tokens}, batch {num_samples}")
   print("| sampler | compile s | min s | median s | tokens/s |\n|---|---|---|---|---|")
   samplers = {"both": (True, False), "cache": (True,), "no_cache": (False,)}[args.sampler]
+  rows = []
   for use_cache in samplers:
     compile_s, best, median, rate = _bench(model, params, num_samples, use_cache, repeats)
     name = "KV cache" if use_cache else "no cache (full forward per token)"
     print(f"| {name} | {compile_s:.1f} | {best:.2f} | {median:.2f} | {rate:,.0f} |", flush=True)
+    rows.append({"sampler": "cache" if use_cache else "no_cache", "compile_s": compile_s,
+                 "min_s": best, "median_s": median, "tokens_per_s": rate})
   print(f"load after {os.getloadavg()[0]:.2f}")
+  results_file.write(args.output, rows, batch=num_samples, tokens=model.ordering.num_tokens,
+                     repeats=repeats)
 
 
 if __name__ == "__main__":

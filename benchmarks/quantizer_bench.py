@@ -37,6 +37,7 @@ import psutil
 import torch
 from vector_quantize_pytorch import VectorQuantize
 
+import results_file
 from dvq_jax.quantizers import depthwise_quantize
 
 # name -> (N vectors, L codebooks, D per codebook, K codes per codebook, with vq-pytorch)
@@ -217,6 +218,7 @@ def main():
   parser.add_argument("--setting", choices=sorted(SETTINGS), default="S1")
   parser.add_argument("--repeats", type=int, default=10)
   parser.add_argument("--gemm-repeats", type=int, default=3)
+  results_file.add_flag(parser)
   args = parser.parse_args()
   num, levels, dim, size, with_vqtorch = SETTINGS[args.setting]
 
@@ -257,9 +259,11 @@ def main():
   ref = np.asarray(forward["dvq_jax"][0]()[1])
   x64 = z_np.reshape(num, levels, dim)
   print("# agreement of codes (ties go to the lowest index everywhere)")
+  codes_equal = {}
   for name, (fn, _) in forward.items():
     codes = fn()[1]
     codes = np.asarray(codes.numpy() if isinstance(codes, torch.Tensor) else codes)
+    codes_equal[name] = int(np.sum(codes.reshape(num, levels) == ref))
     print(code_disagreements(name, codes.reshape(num, levels), ref, x64, codebooks_np))
   for fn, block in backward.values():
     block(fn())
@@ -300,6 +304,15 @@ def main():
       print(f"  vs {name:26s} fwd {best['fwd', name] / best['fwd', 'dvq_jax']:5.1f}x   fwd+bwd"
             f" {best['fwd+bwd', name] / best['fwd+bwd', 'dvq_jax']:5.1f}x")
   print(f"# {load.report()}")
+  results_file.write(args.output, [
+      {"implementation": name, "codes_equal_dvq_jax": codes_equal[name], "codes": ref.size,
+       **{f"{kind}_{stat}_ms": 1e3 * value for kind in ("fwd", "fwd+bwd") for stat, value in (
+           ("min", best[kind, name]),
+           ("median", float(np.median([t for t, _ in times[kind, name]]))))},
+       **{f"{kind}_quiet_calls": sum(q for _, q in times[kind, name]) for kind in ("fwd", "fwd+bwd")},
+       "fwd_gflops": flops / best["fwd", name] / 1e9} for name in forward],
+                     setting=args.setting, N=num, L=levels, D=dim, K=size, repeats=args.repeats,
+                     gemm_peak_gflops=peak, other_load=load.report())
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import psutil
 
+import results_file
 from dvq_jax import quantizers
 
 LIMIT_BYTES = 4 * 10**9
@@ -47,6 +48,7 @@ def main():
   parser.add_argument("--family", default="dvq", choices=(
       "dvq", "rvq", "lfq", "bsq", "rlfq", "rfsq", "simvq", "stochastic", "entropy"))
   parser.add_argument("--grad", action="store_true", help="forward+backward, not forward alone")
+  results_file.add_flag(parser)
   args = parser.parse_args()
   num, levels, size, dim = args.vectors, args.codebooks, args.codes, args.dim
   if args.family in ("lfq", "bsq", "rlfq"):
@@ -108,6 +110,10 @@ def main():
   print(f"peak RSS {peak / 2**30:.2f} GiB (before the forward call: {rss_before / 2**30:.2f} GiB);"
         f" limit {LIMIT_BYTES / 1e9:.0f} GB: {'OK' if peak < LIMIT_BYTES else 'EXCEEDED'}")
   print(f"codes {out.codes.shape}, perplexity {np.round(np.asarray(out.perplexity), 1).tolist()}")
+  results_file.write(args.output, [{
+      "family": args.family, "grad": args.grad, "vectors": num, "codebooks": levels,
+      "codes": size, "dim": dim, "compile_s": compile_s, "run_s": run_s,
+      "peak_rss_gib": peak / 2**30, "rss_before_gib": rss_before / 2**30}])
 
 
 if __name__ == "__main__":

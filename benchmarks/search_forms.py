@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import results_file
 from dvq_jax.quantizers import _nearest
 
 SEARCH_BYTES = 4 << 20  # the fused baseline's tile, as it was tuned
@@ -94,13 +95,14 @@ def make_search(form: str):
   return jax.jit(lambda x, e: _nearest.search_slices(x, e, form=form))
 
 
-def time_forms(sizes, forms, rounds: int) -> None:
+def time_forms(sizes, forms, rounds: int) -> list[dict]:
   print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs,"
         f" backend {jax.default_backend()}, jax {jax.__version__};"
         f" {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC;"
         f" load {os.getloadavg()[0]:.2f}", flush=True)
   print("| form | N | L | D | K | best ms | median ms | codes equal to the first form's |")
   print("|---|---|---|---|---|---|---|---|")
+  rows = []
   for num, levels, dim, size in sizes:
     x = jax.random.normal(jax.random.key(0), (num, levels, dim), jnp.float32)
     codebooks = jax.random.normal(jax.random.key(1), (levels, size, dim), jnp.float32)
@@ -116,10 +118,15 @@ def time_forms(sizes, forms, rounds: int) -> None:
       same = np.array_equal(codes[form], codes[forms[0]])
       print(f"| {form} | {num} | {levels} | {dim} | {size} | {1e3 * min(times[form]):.1f} |"
             f" {1e3 * statistics.median(times[form]):.1f} | {same} |", flush=True)
+      rows.append({"form": form, "N": num, "L": levels, "D": dim, "K": size,
+                   "best_ms": 1e3 * min(times[form]),
+                   "median_ms": 1e3 * statistics.median(times[form]),
+                   "codes_equal_first_form": bool(same)})
   print(f"# load {os.getloadavg()[0]:.2f} at the end", flush=True)
+  return rows
 
 
-def compile_for_tpu(topology: str, sizes, forms) -> None:
+def compile_for_tpu(topology: str, sizes, forms) -> list[dict]:
   from jax.experimental import topologies  # pylint: disable=g-import-not-at-top
   from jax.sharding import Mesh, NamedSharding, PartitionSpec  # pylint: disable=g-import-not-at-top
   topo = topologies.get_topology_desc(platform="tpu", topology_name=topology,
@@ -130,6 +137,7 @@ def compile_for_tpu(topology: str, sizes, forms) -> None:
         f" {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", flush=True)
   print("| form | N | L | D | K | x MiB | temporaries MiB | N*K*L*4 MiB | compile s |")
   print("|---|---|---|---|---|---|---|---|---|")
+  rows = []
   for num, levels, dim, size in sizes:
     x = jax.ShapeDtypeStruct((num, levels, dim), jnp.float32, sharding=replicated)
     codebooks = jax.ShapeDtypeStruct((levels, size, dim), jnp.float32, sharding=replicated)
@@ -137,9 +145,14 @@ def compile_for_tpu(topology: str, sizes, forms) -> None:
       start = time.perf_counter()
       compiled = make_search(form).lower(x, codebooks).compile()
       memory = compiled.memory_analysis()
+      compile_s = time.perf_counter() - start
       print(f"| {form} | {num} | {levels} | {dim} | {size} | {num * levels * dim * 4 / 2**20:.0f}"
             f" | {memory.temp_size_in_bytes / 2**20:.1f} | {num * size * levels * 4 / 2**20:,.0f}"
-            f" | {time.perf_counter() - start:.0f} |", flush=True)
+            f" | {compile_s:.0f} |", flush=True)
+      rows.append({"form": form, "N": num, "L": levels, "D": dim, "K": size,
+                   "device": topo.devices[0].device_kind,
+                   "temporaries_mib": memory.temp_size_in_bytes / 2**20, "compile_s": compile_s})
+  return rows
 
 
 def main() -> None:
@@ -150,13 +163,16 @@ def main() -> None:
   parser.add_argument("--forms", default="two_pass,fused")
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--aot_topology", default=None, help="e.g. v5e:1x1: compile, do not run")
+  results_file.add_flag(parser)
   args = parser.parse_args()
   sizes = [tuple(int(v) for v in s.split(",")) for s in args.sizes]
   forms = args.forms.split(",")
   if args.aot_topology:
-    compile_for_tpu(args.aot_topology, sizes, forms)
+    rows = compile_for_tpu(args.aot_topology, sizes, forms)
   else:
-    time_forms(sizes, forms, args.rounds)
+    rows = time_forms(sizes, forms, args.rounds)
+  results_file.write(args.output, rows, rounds=args.rounds, aot_topology=args.aot_topology,
+                     xla_flags=os.environ.get("XLA_FLAGS", ""))
 
 
 if __name__ == "__main__":

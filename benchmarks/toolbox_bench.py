@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import psutil
+import results_file
 import torch
 from quantizer_bench import OtherLoad
 from quantizer_bench import best_time
@@ -330,6 +331,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--families", default=",".join(FAMILIES))
+  results_file.add_flag(parser)
   args = parser.parse_args()
   now = datetime.datetime.now(datetime.timezone.utc)
   print(f"# toolbox_bench {now:%Y-%m-%d %H:%M} UTC; {psutil.cpu_count()} CPUs; python"
@@ -338,12 +340,13 @@ def main():
         f" {importlib.metadata.version('vector-quantize-pytorch')}")
   load = OtherLoad()
   rng = np.random.default_rng(0)
-  calls = {}
+  calls, agree = {}, {}
   for name in args.families.split(","):
     ours, peer, (ours_codes, peer_codes) = FAMILIES[name](rng)
     ours_codes, peer_codes = np.asarray(ours_codes), np.asarray(peer_codes)
     same = np.count_nonzero(ours_codes.reshape(peer_codes.shape) == peer_codes)
     print(f"# {name} ({SETTINGS[name]}): codes agree {same} of {peer_codes.size}")
+    agree[name] = (int(same), int(peer_codes.size))
     for label, (fwd, bwd) in (("dvq_jax", ours), ("vq-pytorch", peer)):
       fwd(), bwd()  # compile / warm up
       calls[name, label, "fwd"] = fwd
@@ -354,6 +357,7 @@ def main():
       times[key] += timed(fn)
   print("# ms: min over the quiet calls ('*': none quiet, min over all), [quiet count]")
   print(f"{'family':10s} {'kind':8s} {'dvq_jax':>12s} {'vq-pytorch':>12s} {'speedup':>8s}")
+  rows = []
   for name in dict.fromkeys(k[0] for k in calls):
     for kind in ("fwd", "fwd+bwd"):
       cells = []
@@ -363,7 +367,18 @@ def main():
         cells.append(f"{1e3 * best_time(samples):8.1f}{' ' if quiet else '*'}[{quiet:2d}]")
       ratio = best_time(times[name, "vq-pytorch", kind]) / best_time(times[name, "dvq_jax", kind])
       print(f"{name:10s} {kind:8s} {cells[0]:>12s} {cells[1]:>12s} {ratio:7.1f}x")
+      rows.append({"family": name, "setting": SETTINGS[name], "kind": kind,
+                   "codes_agree": agree[name][0], "codes": agree[name][1],
+                   **{f"{label}_min_ms": 1e3 * best_time(times[name, label, kind])
+                      for label in ("dvq_jax", "vq-pytorch")},
+                   **{f"{label}_quiet_calls": sum(s for _, s in times[name, label, kind])
+                      for label in ("dvq_jax", "vq-pytorch")},
+                   "speedup": ratio})
   print(f"# {load.report()}")
+  results_file.write(args.output, rows, repeats=args.repeats,
+                     torch_threads=torch.get_num_threads(),
+                     vector_quantize_pytorch=importlib.metadata.version("vector-quantize-pytorch"),
+                     other_load=load.report())
 
 
 if __name__ == "__main__":
