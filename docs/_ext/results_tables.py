@@ -253,6 +253,31 @@ def toolbox_new_families() -> str:
                    "psnr", "usage", "perplexity"))
 
 
+def _provenance(record: dict) -> str:
+  """The line a `benchmarks/results_file.py` file prints under its table: how it was made."""
+  load = "-".join(f"{x:g}" for x in sorted({record["load"][0], record["load"][-1]}))
+  return (f"*`{record['command']}` at commit {record['commit']}, {record['date'][:16]} UTC,"
+          f" {record['cpus']} CPUs ({record['cpu']}), load {load}, jax {record['jax']}.*")
+
+
+def toolbox_speed_new_families() -> str:
+  """The new families against vector-quantize-pytorch, forward+backward and forward
+  (`benchmarks/toolbox_bench.py --output`, `benchmarks/toolbox_new_families.json`)."""
+  record = _load("benchmarks/toolbox_new_families.json")
+  rows = {(r["family"], r["kind"]): r for r in record["rows"]}
+  cell = lambda r, label: (f"{r[f'{label}_min_ms']:.1f}"  # noqa: E731
+                           + ("" if r[f"{label}_quiet_calls"] else "*"))
+  body = []
+  for family in dict.fromkeys(f for f, _ in rows):
+    both, fwd = rows[family, "fwd+bwd"], rows[family, "fwd"]
+    body.append([family, both["setting"], f"{both['codes_agree']} of {both['codes']}",
+                 cell(both, "dvq_jax"), cell(both, "vq-pytorch"), f"{both['speedup']:.1f}x",
+                 f"{fwd['speedup']:.1f}x"])
+  return (_markdown(["family", "setting", "codes agree", "fwd+bwd dvq_jax ms",
+                     "fwd+bwd vq-pytorch ms", "fwd+bwd speed-up", "fwd speed-up"], body)
+          + "\n\n" + _provenance(record))
+
+
 def toolbox_stateful() -> str:
   """Plain DVQ and its stateful codebook-learning rows (`benchmarks/toolbox_study.py`)."""
   return _toolbox(("dvq", "dvq_ema", "dvq_kmeans", "dvq_restart", "dvq_ema_kmeans_restart"),
@@ -382,7 +407,7 @@ TABLES: dict[str, Callable[[], str]] = {
                             rate_distortion_full_status, rate_distortion_full_rungs,
                             rate_distortion_full_dvq, rate_distortion_full_claims,
                             rate_distortion_full_priors, rate_distortion_full_steps,
-                            toolbox_families, toolbox_new_families,
+                            toolbox_families, toolbox_new_families, toolbox_speed_new_families,
                             toolbox_stateful, static_prior_fig3a, static_prior_fig3b,
                             static_prior_fig3a_uniform, static_prior_fig4,
                             static_prior_fig4_num_codebooks, codec_lossless, codec_lossy)}
