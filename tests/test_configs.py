@@ -88,7 +88,7 @@ def test_packaged_configs_in_a_checkout_are_the_configs_folder():
   assert packaged_configs.directory() == config_files.ROOT / "configs"
   assert packaged_configs.names() == [name.removesuffix(".py") for name in CONFIGS]
   assert packaged_configs.path("demo.py") == config_files.ROOT / "configs" / "demo.py"
-  with pytest.raises(ValueError, match="no packaged config 'cifar100'; use one of cifar10, demo"):
+  with pytest.raises(ValueError, match="no packaged config 'cifar100'; use one of cifar10, codec, demo"):
     packaged_configs.path("cifar100")
 
 
