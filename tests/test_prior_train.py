@@ -81,13 +81,22 @@ def test_train_eval_load_and_sample(tmp_path):
     assert (windows == big).all(axis=(2, 3, 4)).sum() == 1
 
 
-def test_recon_comes_from_the_vqvaes_eval_json_at_the_same_step(tmp_path):
-  vqvae_workdir = prior_fixtures.vqvae_workdir(tmp_path)
+@pytest.mark.parametrize("likelihood", ["logistic_mixture", "context_logistic_mixture"])
+def test_recon_comes_from_the_vqvaes_eval_json_at_the_same_step(tmp_path, likelihood):
+  vqvae_workdir = prior_fixtures.vqvae_workdir(tmp_path, likelihood=likelihood)
   (vqvae_workdir / "eval.json").write_text(json.dumps({"step": 3, "recon_bits_per_dim": 4.25}))
   result = run(_config(vqvae_workdir, num_train_steps=1, eval_every_steps=1),
                str(tmp_path / "prior"))
   assert result["recon_bits_per_dim"] == 4.25
   assert result["elbo_bits_per_dim"] == pytest.approx(4.25 + result["rate_prior_bits_per_dim"])
+  # A context head's NLL is a compressor's cost (neighbours known): its numbers say so.
+  labelled = {"context_recon_bits_per_dim", "context_elbo_bits_per_dim"}
+  if likelihood == "context_logistic_mixture":
+    assert {key: result[key] for key in labelled} == {
+        "context_recon_bits_per_dim": 4.25,
+        "context_elbo_bits_per_dim": result["elbo_bits_per_dim"]}
+  else:
+    assert not labelled & set(result)
 
 
 @pytest.mark.slow  # three short runs

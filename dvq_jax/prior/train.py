@@ -35,6 +35,7 @@ from dvq_jax.training import optim
 from dvq_jax.training import sharding
 from dvq_jax.training import validation
 from dvq_jax.vqvae import evaluate as vqvae_evaluate
+from dvq_jax.vqvae import likelihoods
 
 CODES_FILE = "codes.npz"
 
@@ -190,6 +191,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         totals["nll_nats"], totals["count"], num_tokens=ordering.num_tokens,
         codebook_size=tokenizer.codebook_size, image_dims=image_dims,
         unigram_bits=unigram_bits, recon_bits_per_dim=recon)
+    if tokenizer.likelihood in likelihoods.CONTEXT_NAMES:  # a compressor's cost: say so
+      result["context_recon_bits_per_dim"] = result["recon_bits_per_dim"]
+      result["context_elbo_bits_per_dim"] = result["elbo_bits_per_dim"]
     result["num_examples"] = int(totals["count"])
     result["vqvae_checkpoint_step"] = tokenizer.checkpoint_step
     return result
