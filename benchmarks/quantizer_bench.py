@@ -310,7 +310,9 @@ def main():
            ("min", best[kind, name]),
            ("median", float(np.median([t for t, _ in times[kind, name]]))))},
        **{f"{kind}_quiet_calls": sum(q for _, q in times[kind, name]) for kind in ("fwd", "fwd+bwd")},
-       "fwd_gflops": flops / best["fwd", name] / 1e9} for name in forward],
+       "fwd_gflops": flops / best["fwd", name] / 1e9,
+       **{f"{kind}_time_over_dvq_jax": best[kind, name] / best[kind, "dvq_jax"]
+          for kind in ("fwd", "fwd+bwd")}} for name in forward],
                      setting=args.setting, N=num, L=levels, D=dim, K=size, repeats=args.repeats,
                      gemm_peak_gflops=peak, other_load=load.report())
 

@@ -401,6 +401,21 @@ def codec_lossy() -> str:
                    rows)
 
 
+def _cell(value: Any) -> str:
+  if isinstance(value, float):
+    return f"{value:.4g}"
+  return "-" if value is None else str(value)
+
+
+def benchmark_file(path: str) -> str:
+  """Any file a benchmark's `--output` wrote (`benchmarks/results_file.py`, under images/): its
+  rows, a column a key, and the line saying how it was made."""
+  record = _load(path)
+  keys = list(dict.fromkeys(key for row in record["rows"] for key in row))
+  return (_markdown(keys, [[_cell(row.get(key)) for key in keys] for row in record["rows"]])
+          + "\n\n" + _provenance(record))
+
+
 TABLES: dict[str, Callable[[], str]] = {
     f.__name__: f for f in (code_prior, codec_lossless, codec_lossy,
                             rate_distortion, rate_distortion_unigram_ratio,
@@ -410,20 +425,28 @@ TABLES: dict[str, Callable[[], str]] = {
                             toolbox_families, toolbox_new_families, toolbox_speed_new_families,
                             toolbox_stateful, static_prior_fig3a, static_prior_fig3b,
                             static_prior_fig3a_uniform, static_prior_fig4,
-                            static_prior_fig4_num_codebooks, codec_lossless, codec_lossy)}
+                            static_prior_fig4_num_codebooks)}
 
 
 class ResultsTable(SphinxDirective):
-  """Parses `TABLES[argument]()` (Markdown) in place of the directive."""
+  """Parses `TABLES[argument]()` (Markdown) in place of the directive; an argument ending in
+  `.json` is a benchmark's `--output` file under docs/images/ (`benchmark_file`)."""
 
   required_arguments = 1
 
   def run(self) -> list[nodes.Node]:
     name = self.arguments[0]
-    if name not in TABLES:
-      raise self.error(f"unknown results table {name!r}; known: {', '.join(TABLES)}")
+    if name.endswith(".json"):
+      if not (_IMAGES / name).exists():
+        raise self.error(f"no benchmark results file docs/images/{name}")
+      markdown = benchmark_file(name)
+    elif name in TABLES:
+      markdown = TABLES[name]()
+    else:
+      raise self.error(f"unknown results table {name!r}; known: {', '.join(TABLES)} or a"
+                       " benchmark's .json file under docs/images/")
     container = nodes.container()
-    self.state.nested_parse(StringList(TABLES[name]().splitlines(), source=f"results-table {name}"),
+    self.state.nested_parse(StringList(markdown.splitlines(), source=f"results-table {name}"),
                             self.content_offset, container)
     return container.children
 
