@@ -42,8 +42,8 @@ SEARCH_FORM_ENV = "DVQ_NEAREST_SEARCH"
 
 
 def _two_pass(scores: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """`(G, R, C)` scores -> `(G, R)` row minimum and `(G, R)` int32 index of its first occurrence
-  (C where the minimum is NaN)."""
+  """`(A, B, C)` scores -> `(A, B)` minimum over C and `(A, B)` int32 index of its first
+  occurrence (C where the minimum is NaN)."""
   scores = jax.lax.optimization_barrier(scores)  # one set of bits for both reductions
   best = jnp.min(scores, axis=-1)
   index = jax.lax.broadcasted_iota(jnp.int32, scores.shape, 2)
@@ -52,8 +52,8 @@ def _two_pass(scores: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def _argmin(scores: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """`(G, R, C)` scores -> `(G, R)` row minimum and `(G, R)` int32 index of its first occurrence,
-  in one variadic reduction. A NaN wins, so a row with one has a NaN minimum, as in `jnp.min`."""
+  """`(A, B, C)` scores -> `(A, B)` minimum over C and `(A, B)` int32 index of its first
+  occurrence, in one variadic reduction. A NaN wins, so a row with one has a NaN minimum, as in `jnp.min`."""
 
   def first_min(a, b):
     (score_a, index_a), (score_b, index_b) = a, b
@@ -141,12 +141,15 @@ def _search_block(rows: jax.Array, minus_two_e: jax.Array, e_sq: jax.Array, form
   """`(R, G or 1, D)` rows -> `(R, G)` int32 index of the smallest ||e||^2 - 2 x.e (lowest on
   ties), with `_prepare`'s chunked codebooks."""
   num_chunks, chunk = e_sq.shape[1:]
-  spec = "rd,gcd->grc" if rows.shape[1] == 1 else "rgd,gcd->grc"
-  operand = rows[:, 0] if rows.shape[1] == 1 else rows
+  # The tile's axes are the dot's own output order -- (R, G, C) for rows shared by every
+  # codebook, (G, R, C) when slice g meets codebook g -- so no transposed copy of it is made
+  # (on CPU such a copy took most of a single-codebook search's time).
+  shared = rows.shape[1] == 1
+  spec, operand = ("rd,gcd->rgc", rows[:, 0]) if shared else ("rgd,gcd->grc", rows)
 
   def chunk_best(c):
     scores = jnp.einsum(spec, operand, minus_two_e[:, c], precision=precision)
-    return form.reduce(scores + e_sq[:, c, None, :])
+    return form.reduce(scores + (e_sq[None, :, c] if shared else e_sq[:, c, None]))
 
   best, code = chunk_best(0)
   if num_chunks > 1:
@@ -158,7 +161,8 @@ def _search_block(rows: jax.Array, minus_two_e: jax.Array, e_sq: jax.Array, form
     best, code = jax.lax.fori_loop(1, num_chunks, merge, (best, code))
   # A row with a NaN or inf (or one whose best distance overflows, or with no finite code) has
   # no meaningful minimum: code 0, so that codes always index the codebook.
-  return jnp.where(jnp.isfinite(best), code, 0).T
+  code = jnp.where(jnp.isfinite(best), code, 0)
+  return code if shared else code.T
 
 
 def _search(x: jax.Array, codebooks: jax.Array, precision, form_name: str) -> jax.Array:
