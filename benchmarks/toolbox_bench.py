@@ -14,8 +14,11 @@ and load accounting this script reuses):
 * SimVQ: `simvq_quantize` against `SimVQ(rotation_trick=False)` (same basis and map);
 * RFSQ, RLFQ: `residual_finite_scalar_quantize` / `residual_lookup_free_quantize` against
   `ResidualFSQ` / `ResidualLFQ`;
-* RVQ dropout: `residual_quantize(dropout_key=...)` against `ResidualVQ(quantize_dropout=True)`
-  (forward without dropout, as vector-quantize-pytorch's no-grad forward);
+* RVQ dropout: `residual_quantize(dropout_key=...)` against `ResidualVQ(quantize_dropout=True)`.
+  dvq_jax draws the number of kept stages per example (SoundStream), so every stage runs for the
+  examples that keep it; vector-quantize-pytorch draws one number for the whole batch and skips
+  the stages after it. Its time is therefore the mean over the M equally likely draws, each timed
+  on its own (a fixed dropout seed): what a training step costs on average;
 * masked VQ: `vector_quantize(mask=...)` against `VectorQuantize(...)(x, mask=...)`, half the
   positions masked.
 
@@ -32,6 +35,7 @@ import datetime
 import functools
 import importlib.metadata
 import platform
+import random
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +45,7 @@ import results_file
 import torch
 from quantizer_bench import OtherLoad
 from quantizer_bench import best_time
+from quantizer_bench import gemm_peak
 from quantizer_bench import timed
 from vector_quantize_pytorch import FSQ
 from vector_quantize_pytorch import LFQ
@@ -275,23 +280,38 @@ def rlfq(rng):
   return ours, peer, (_msb_first(codes, LFQ_BITS), peer_codes)
 
 
+def _dropout_seeds(stages: int) -> list[int]:
+  """For each number of kept stages, a seed with which ResidualVQ's quantize dropout keeps that
+  many (it draws one number for the whole batch: `random.Random(seed).randrange(stages)` + 1)."""
+  seeds = {}
+  for seed in range(10_000):
+    seeds.setdefault(random.Random(seed).randrange(stages), seed)
+    if len(seeds) == stages:
+      return [seeds[k] for k in range(stages)]
+  raise RuntimeError("no seed for some number of stages")
+
+
 def rvq_dropout(rng):
   n, dim, stages, size = RVQ["num"], RVQ["dim"], RVQ["stages"], RVQ["size"]
   z = rng.standard_normal((n, dim), dtype=np.float32)
   codebooks = (rng.standard_normal((stages, size, dim), dtype=np.float32)
                * 0.7 ** np.arange(stages, dtype=np.float32)[:, None, None])
   key = jax.random.key(0)
-  (fwd, _), codes = _grad_pair(lambda z, e: q.residual_quantize(z, e, beta=BETA), z, codebooks)
-  (_, bwd), _ = _grad_pair(lambda z, e: q.residual_quantize(z, e, beta=BETA, dropout_key=key),
-                           z, codebooks)
+  _, codes = _grad_pair(lambda z, e: q.residual_quantize(z, e, beta=BETA), z, codebooks)
+  ours, _ = _grad_pair(lambda z, e: q.residual_quantize(z, e, beta=BETA, dropout_key=key),
+                       z, codebooks)
   module = ResidualVQ(dim=dim, num_quantizers=stages, codebook_size=size, quantize_dropout=True,
                       learnable_codebook=True, ema_update=False, rotation_trick=False,
                       commitment_weight=BETA).train()
   with torch.no_grad():
     for layer, codebook in zip(module.layers, codebooks):
       layer._codebook.embed.copy_(torch.from_numpy(codebook)[None])
-  peer_codes, peer = _peer(module, z)
-  return (fwd, bwd), peer, (codes, peer_codes)
+  peer_codes, _ = _peer(module.eval(), z)  # no dropout: the codes of all stages
+  module.train()
+  # One batch-wide draw a call: time each outcome and average them (the expected call).
+  peers = [_peer(module, z, rand_quantize_dropout_fixed_seed=seed)[1]
+           for seed in _dropout_seeds(stages)]
+  return ours, peers, (codes, peer_codes)
 
 
 def masked_vq(rng):
@@ -326,6 +346,15 @@ SETTINGS = {
                   f" K={MASKED['size']}, a random prefix of each row unmasked"),
 }
 
+# GFLOP of a family's forward distance matmuls (2 N K D a codebook it searches), where it has them.
+SEARCH_GFLOP = {
+    "EMA DVQ": 2e-9 * EMA["num"] * EMA["levels"] * EMA["size"] * EMA["dim"],
+    "RVQ": 2e-9 * RVQ["num"] * RVQ["stages"] * RVQ["size"] * RVQ["dim"],
+    "SimVQ": 2e-9 * SIMVQ["num"] * SIMVQ["size"] * SIMVQ["dim"],
+    "RVQ drop": 2e-9 * RVQ["num"] * RVQ["stages"] * RVQ["size"] * RVQ["dim"],
+    "masked VQ": 2e-9 * MASKED["batch"] * MASKED["positions"] * MASKED["size"] * MASKED["dim"],
+}
+
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -347,14 +376,28 @@ def main():
     same = np.count_nonzero(ours_codes.reshape(peer_codes.shape) == peer_codes)
     print(f"# {name} ({SETTINGS[name]}): codes agree {same} of {peer_codes.size}")
     agree[name] = (int(same), int(peer_codes.size))
-    for label, (fwd, bwd) in (("dvq_jax", ours), ("vq-pytorch", peer)):
-      fwd(), bwd()  # compile / warm up
-      calls[name, label, "fwd"] = fwd
-      calls[name, label, "fwd+bwd"] = bwd
+    # A peer given as a list of (fwd, fwd+bwd) pairs: outcomes of a random draw, timed apart.
+    for label, pairs in (("dvq_jax", [ours]), ("vq-pytorch", peer if isinstance(peer, list)
+                                                            else [peer])):
+      for i, (fwd, bwd) in enumerate(pairs):
+        fwd(), bwd()  # compile / warm up
+        calls[name, label, "fwd", i] = fwd
+        calls[name, label, "fwd+bwd", i] = bwd
   times = {key: [] for key in calls}
   for _ in range(args.repeats):
     for key, fn in calls.items():
       times[key] += timed(fn)
+  peak = gemm_peak(args.repeats)
+  print(f"# fp32 GEMM peak (4096^3 matmul): XLA {peak['jax']:.0f} GFLOP/s,"
+        f" PyTorch {peak['torch']:.0f} GFLOP/s")
+
+  def best(name, label, kind):
+    """Min over the quiet calls; for a drawn peer, the mean of each outcome's."""
+    outcomes = [v for k, v in times.items() if k[:3] == (name, label, kind)]
+    return sum(best_time(v) for v in outcomes) / len(outcomes)
+
+  def quiet(name, label, kind):
+    return min(sum(s for _, s in v) for k, v in times.items() if k[:3] == (name, label, kind))
   print("# ms: min over the quiet calls ('*': none quiet, min over all), [quiet count]")
   print(f"{'family':10s} {'kind':8s} {'dvq_jax':>12s} {'vq-pytorch':>12s} {'speedup':>8s}")
   rows = []
@@ -362,23 +405,29 @@ def main():
     for kind in ("fwd", "fwd+bwd"):
       cells = []
       for label in ("dvq_jax", "vq-pytorch"):
-        samples = times[name, label, kind]
-        quiet = sum(s for _, s in samples)
-        cells.append(f"{1e3 * best_time(samples):8.1f}{' ' if quiet else '*'}[{quiet:2d}]")
-      ratio = best_time(times[name, "vq-pytorch", kind]) / best_time(times[name, "dvq_jax", kind])
+        count = quiet(name, label, kind)
+        cells.append(f"{1e3 * best(name, label, kind):8.1f}{' ' if count else '*'}[{count:2d}]")
+      ratio = best(name, "vq-pytorch", kind) / best(name, "dvq_jax", kind)
       print(f"{name:10s} {kind:8s} {cells[0]:>12s} {cells[1]:>12s} {ratio:7.1f}x")
-      rows.append({"family": name, "setting": SETTINGS[name], "kind": kind,
-                   "codes_agree": agree[name][0], "codes": agree[name][1],
-                   **{f"{label}_min_ms": 1e3 * best_time(times[name, label, kind])
-                      for label in ("dvq_jax", "vq-pytorch")},
-                   **{f"{label}_quiet_calls": sum(s for _, s in times[name, label, kind])
-                      for label in ("dvq_jax", "vq-pytorch")},
-                   "speedup": ratio})
+      row = {"family": name, "setting": SETTINGS[name], "kind": kind,
+             "codes_agree": agree[name][0], "codes": agree[name][1],
+             **{f"{label}_min_ms": 1e3 * best(name, label, kind)
+                for label in ("dvq_jax", "vq-pytorch")},
+             **{f"{label}_quiet_calls": quiet(name, label, kind)
+                for label in ("dvq_jax", "vq-pytorch")},
+             "speedup": ratio}
+      if kind == "fwd" and name in SEARCH_GFLOP:
+        # The distance matmuls alone at the machine's GEMM peak: no search runs faster.
+        row["search_gflop"] = SEARCH_GFLOP[name]
+        row["gemm_floor_ms"] = 1e3 * SEARCH_GFLOP[name] / peak["jax"]
+        print(f"{'':10s} the forward's distance matmuls ({SEARCH_GFLOP[name]:.2f} GFLOP) take"
+              f" {row['gemm_floor_ms']:.1f} ms at XLA's GEMM peak")
+      rows.append(row)
   print(f"# {load.report()}")
   results_file.write(args.output, rows, repeats=args.repeats,
                      torch_threads=torch.get_num_threads(),
                      vector_quantize_pytorch=importlib.metadata.version("vector-quantize-pytorch"),
-                     other_load=load.report())
+                     gemm_peak_gflop_per_s=peak, other_load=load.report())
 
 
 if __name__ == "__main__":
