@@ -59,7 +59,7 @@ def _residual_stages(z: jax.Array, scales: np.ndarray,
   stack = lambda field: jnp.stack([getattr(o, field) for o in outs])
   zero = jnp.zeros((), jnp.float32)
   return QuantizerOutput(
-      quantized=total.astype(z.dtype), codes=jnp.moveaxis(stack("codes"), 0, -1),
+      quantized=total.astype(z.dtype), codes=jnp.stack([o.codes for o in outs], axis=-1),
       loss=jnp.sum(stack("loss")), codebook_loss=zero,
       commitment_loss=jnp.sum(stack("commitment_loss")), perplexity=stack("perplexity")[:, 0],
       usage=stack("usage")[:, 0])
