@@ -260,22 +260,28 @@ def _provenance(record: dict) -> str:
           f" {record['cpus']} CPUs ({record['cpu']}), load {load}, jax {record['jax']}.*")
 
 
-def toolbox_speed_new_families() -> str:
-  """The new families against vector-quantize-pytorch, forward+backward and forward
-  (`benchmarks/toolbox_bench.py --output`, `benchmarks/toolbox_new_families.json`)."""
-  record = _load("benchmarks/toolbox_new_families.json")
+def toolbox_speed() -> str:
+  """Every quantizer family against vector-quantize-pytorch, forward+backward and forward, with
+  the GEMM floor of the codebook families' search (`benchmarks/toolbox_bench.py --output`,
+  `benchmarks/toolbox_speed.json`)."""
+  record = _load("benchmarks/toolbox_speed.json")
   rows = {(r["family"], r["kind"]): r for r in record["rows"]}
   cell = lambda r, label: (f"{r[f'{label}_min_ms']:.1f}"  # noqa: E731
                            + ("" if r[f"{label}_quiet_calls"] else "*"))
   body = []
   for family in dict.fromkeys(f for f, _ in rows):
     both, fwd = rows[family, "fwd+bwd"], rows[family, "fwd"]
+    floor = f"{fwd['gemm_floor_ms']:.1f}" if "gemm_floor_ms" in fwd else ""
     body.append([family, both["setting"], f"{both['codes_agree']} of {both['codes']}",
                  cell(both, "dvq_jax"), cell(both, "vq-pytorch"), f"{both['speedup']:.1f}x",
-                 f"{fwd['speedup']:.1f}x"])
+                 cell(fwd, "dvq_jax"), f"{fwd['speedup']:.1f}x", floor])
+  peak = record["settings"]["gemm_peak_gflop_per_s"]
   return (_markdown(["family", "setting", "codes agree", "fwd+bwd dvq_jax ms",
-                     "fwd+bwd vq-pytorch ms", "fwd+bwd speed-up", "fwd speed-up"], body)
-          + "\n\n" + _provenance(record))
+                     "fwd+bwd vq-pytorch ms", "fwd+bwd speed-up", "fwd dvq_jax ms",
+                     "fwd speed-up", "fwd GEMM floor ms"], body)
+          + f"\n\nGEMM floor: the forward's distance matmuls alone at the fp32 GEMM peak measured"
+          f" in the same run ({peak['jax']:.0f} GFLOP/s in XLA, {peak['torch']:.0f} in PyTorch,"
+          " a 4096^3 matmul).\n\n" + _provenance(record))
 
 
 def toolbox_stateful() -> str:
@@ -422,7 +428,7 @@ TABLES: dict[str, Callable[[], str]] = {
                             rate_distortion_full_status, rate_distortion_full_rungs,
                             rate_distortion_full_dvq, rate_distortion_full_claims,
                             rate_distortion_full_priors, rate_distortion_full_steps,
-                            toolbox_families, toolbox_new_families, toolbox_speed_new_families,
+                            toolbox_families, toolbox_new_families, toolbox_speed,
                             toolbox_stateful, static_prior_fig3a, static_prior_fig3b,
                             static_prior_fig3a_uniform, static_prior_fig4,
                             static_prior_fig4_num_codebooks)}
