@@ -53,14 +53,15 @@ def _bench(model, params, num_samples, use_cache, repeats):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true")
-  parser.add_argument("--num_samples", type=int, default=64)
+  parser.add_argument("--num_samples", type=int, default=None, help="default 16 with --quick,"
+                      " else 64")
   parser.add_argument("--grid", type=int, default=8, help="h = w positions (demo: 8)")
   parser.add_argument("--sampler", choices=("both", "cache", "no_cache"), default="both")
   parser.add_argument("--repeats", type=int, default=0, help="0 = 2 with --quick, else 5")
   results_file.add_flag(parser)
   args = parser.parse_args()
   repeats = args.repeats or (2 if args.quick else 5)
-  num_samples = 16 if args.quick else args.num_samples
+  num_samples = args.num_samples or (16 if args.quick else 64)
   model = _model((args.grid, args.grid), 4, 64)
   tokens = jnp.zeros((1, model.ordering.num_tokens), jnp.int32)
   params = loop.initial_state(lambda key: model.init(key, tokens)["params"], jax.random.key(0),
