@@ -15,13 +15,21 @@ log2 K bits), `rfsq` `residual_finite_scalar_quantize` (L stages, levels (8, 5, 
 DVQ over `simvq_codebook` (L bases of K codes and L (D, D) maps), `stochastic` DVQ with
 `stochastic_quantize` codes (Gumbel-softmax relaxation, row-blocked) and `entropy` DVQ plus
 `codebook_entropy_penalty` on every slice (row-blocked); `--grad` measures
-forward+backward of sum(quantized) + loss instead of the forward alone.
+forward+backward of sum(quantized) + loss instead of the forward alone. `--family` takes a
+comma-separated list: each family then runs in its own process (a clean peak RSS) and
+`--output` gets one row per family.
+
+    python benchmarks/quantizer_memory.py --vectors 262144 --codes 1024 --grad --family lfq,bsq
 """
 
 import argparse
 import datetime
 import platform
+import json
 import resource
+import subprocess
+import sys
+import tempfile
 import time
 
 import jax
@@ -33,6 +41,7 @@ import results_file
 from dvq_jax import quantizers
 
 LIMIT_BYTES = 4 * 10**9
+FAMILIES = ("dvq", "rvq", "lfq", "bsq", "rlfq", "rfsq", "simvq", "stochastic", "entropy")
 
 
 def peak_rss_bytes() -> int:
@@ -45,11 +54,16 @@ def main():
   parser.add_argument("--codebooks", type=int, default=8, help="L")
   parser.add_argument("--codes", type=int, default=1 << 16, help="K")
   parser.add_argument("--dim", type=int, default=4, help="D per codebook")
-  parser.add_argument("--family", default="dvq", choices=(
-      "dvq", "rvq", "lfq", "bsq", "rlfq", "rfsq", "simvq", "stochastic", "entropy"))
+  parser.add_argument("--family", default="dvq", help="one of " + ", ".join(FAMILIES)
+                      + ", or several, comma-separated")
   parser.add_argument("--grad", action="store_true", help="forward+backward, not forward alone")
   results_file.add_flag(parser)
   args = parser.parse_args()
+  families = args.family.split(",")
+  if unknown := [f for f in families if f not in FAMILIES]:
+    parser.error(f"--family {','.join(unknown)}: choose from {', '.join(FAMILIES)}")
+  if len(families) > 1:
+    return each_in_its_process(families, args.output)
   num, levels, size, dim = args.vectors, args.codebooks, args.codes, args.dim
   if args.family in ("lfq", "bsq", "rlfq"):
     stages, levels, dim = levels, 1, size.bit_length() - 1
@@ -114,6 +128,32 @@ def main():
       "family": args.family, "grad": args.grad, "vectors": num, "codebooks": levels,
       "codes": size, "dim": dim, "compile_s": compile_s, "run_s": run_s,
       "peak_rss_gib": peak / 2**30, "rss_before_gib": rss_before / 2**30}])
+
+
+def each_in_its_process(families: list[str], output: str | None) -> None:
+  """Runs this script once a family, in a fresh process each, and writes their rows together."""
+  rows = []
+  argv = sys.argv[1:]
+  for family in families:
+    with tempfile.TemporaryDirectory() as tmp:
+      path = f"{tmp}/rows.json"
+      command = [sys.executable, __file__, *_replace_flags(argv, family, path)]
+      subprocess.run(command, check=True)
+      rows += json.loads(open(path, encoding="utf-8").read())["rows"]
+  results_file.write(output, rows)
+
+
+def _replace_flags(argv: list[str], family: str, output: str) -> list[str]:
+  """`argv` with `--family` set to one family and `--output` to a file of its own."""
+  kept, skip = [], False
+  for arg in argv:
+    if skip:
+      skip = False
+    elif arg in ("--family", "--output"):
+      skip = True
+    elif not arg.startswith(("--family=", "--output=")):
+      kept.append(arg)
+  return [*kept, f"--family={family}", f"--output={output}"]
 
 
 if __name__ == "__main__":
