@@ -39,6 +39,18 @@ CASES = {
                          [r"limit 4 GB: OK$"],
                          [{"family": "dvq", "vectors": 4096, "codes": 1024,
                            "peak_rss_gib": float}]),
+    # Several families: one process each, one file.
+    "quantizer_memory_families": (["quantizer_memory.py", "--vectors", "4096", "--codes", "256",
+                                   "--grad", "--family", "lfq,rvq"],
+                                  [r"^# quantizer_memory lfq fwd\+bwd", r"^# quantizer_memory rvq"],
+                                  [{"family": "lfq", "grad": True, "dim": 8},
+                                   {"family": "rvq", "grad": True, "codes": 256}]),
+    # Two simulated CPU devices: a collective, no roofline (no chip peaks for a CPU).
+    "plan_table": (["plan_table.py", "--plans", "--config=configs/demo.py:small --topology=cpu:2"],
+                   [r"^  train_step: [\d.]+ GFLOP", r"^  eval_step: "],
+                   [{"topology": "cpu:2", "devices": 2, "program": "train_step", "examples": 8,
+                     "fits": True, "collectives": {"all-reduce": 1}},
+                    {"program": "eval_step", "gflop": float}]),
     "prior_sampling_bench": (["prior_sampling_bench.py", "--quick", "--num_samples", "2",
                               "--grid", "2", "--repeats", "1"],
                              [r"^\| KV cache \|", r"^\| no cache \(full forward per token\) \|"],
