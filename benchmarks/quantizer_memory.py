@@ -65,6 +65,7 @@ def main():
   if len(families) > 1:
     return each_in_its_process(families, args.output)
   num, levels, size, dim = args.vectors, args.codebooks, args.codes, args.dim
+  stages = levels if args.family == "rvq" else 1  # rvq's L codebooks are its stages
   if args.family in ("lfq", "bsq", "rlfq"):
     stages, levels, dim = levels, 1, size.bit_length() - 1
     if 1 << dim != size or dim > 16:
@@ -125,7 +126,8 @@ def main():
         f" limit {LIMIT_BYTES / 1e9:.0f} GB: {'OK' if peak < LIMIT_BYTES else 'EXCEEDED'}")
   print(f"codes {out.codes.shape}, perplexity {np.round(np.asarray(out.perplexity), 1).tolist()}")
   results_file.write(args.output, [{
-      "family": args.family, "grad": args.grad, "vectors": num, "codebooks": levels,
+      "family": args.family, "grad": args.grad, "vectors": num,
+      "codebooks": 1 if args.family == "rvq" else levels, "stages": stages,
       "codes": size, "dim": dim, "compile_s": compile_s, "run_s": run_s,
       "peak_rss_gib": peak / 2**30, "rss_before_gib": rss_before / 2**30}])
 
