@@ -128,7 +128,8 @@ def main():
   results_file.write(args.output, [{
       "family": args.family, "grad": args.grad, "vectors": num,
       "codebooks": 1 if args.family == "rvq" else levels, "stages": stages,
-      "codes": size, "dim": dim, "compile_s": compile_s, "run_s": run_s,
+      "codes": size, "dim": dim, "dense_distances_gib": 4 * distances / 2**30,
+      "compile_s": compile_s, "run_s": run_s,
       "peak_rss_gib": peak / 2**30, "rss_before_gib": rss_before / 2**30}])
 
 
