@@ -45,6 +45,10 @@ CASES = {
                                   [r"^# quantizer_memory lfq fwd\+bwd", r"^# quantizer_memory rvq"],
                                   [{"family": "lfq", "grad": True, "dim": 8},
                                    {"family": "rvq", "grad": True, "codes": 256}]),
+    # The mechanics (clone, a venv of its own, the result line) with a stand-in command.
+    "fresh_clone": (["fresh_clone.py", "--command", "python -c 'print(\"3 passed in 1.0s\")'"],
+                    [r"^# fresh clone of [0-9a-f]+ in ", r"^  exit 0 after [\d.]+ min: 3 passed"],
+                    [{"exit_code": 0, "result": "3 passed in 1.0s", "minutes": float}]),
     # Two simulated CPU devices: a collective, no roofline (no chip peaks for a CPU).
     "plan_table": (["plan_table.py", "--plans", "--config=configs/demo.py:small --topology=cpu:2"],
                    [r"^  train_step: [\d.]+ GFLOP", r"^  eval_step: "],
