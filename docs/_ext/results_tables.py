@@ -407,6 +407,30 @@ def codec_lossy() -> str:
                    rows)
 
 
+def plans_v5e() -> str:
+  """The shipped configs' steps planned for TPU v5e (`benchmarks/plan_table.py --output`,
+  `benchmarks/plans_v5e.json`): per chip and per step, from the compiled programs."""
+  record = _load("benchmarks/plans_v5e.json")
+  body = []
+  for row in record["rows"]:
+    flags = dict(f.split("=", 1) for f in row["plan"].split() if "=" in f)
+    step = f"`{flags['--config'].removeprefix('configs/')}`"
+    step += "".join(f" {k.removeprefix('--config.')}={v}" for k, v in flags.items()
+                    if k.startswith("--config."))
+    if "--vqvae_config" in flags:
+      step += f" over `{flags['--vqvae_config'].removeprefix('configs/')}`'s codes"
+    collectives = ", ".join(f"{n} {kind}" for kind, n in row["collectives"].items()) or "none"
+    body.append([step, row["program"].removesuffix("_step"), row["topology"],
+                 f"{row['examples']:,}", f"{row['memory_gb']:.2f}", f"{row['gflop']:.1f}",
+                 f"{row['gb_accessed']:.2f}", f"{row['flop_per_byte']:.0f}",
+                 f"{row['step_ms_bound']:.2f}", f"{row['images_per_s_bound']:,.0f}",
+                 f"{100 * row['mfu_bound']:.1f}%", collectives, f"{row['compile_s']:.0f}"])
+  return (_markdown(["config", "step", "slice", "images (grids) a step", "memory GB a chip",
+                     "GFLOP a chip", "GB accessed a chip", "FLOP/byte", "step >= ms",
+                     "images/s <=", "MFU <=", "collectives", "compile s"], body)
+          + "\n\n" + _provenance(record))
+
+
 def _cell(value: Any) -> str:
   if isinstance(value, float):
     return f"{value:.4g}"
@@ -429,7 +453,7 @@ TABLES: dict[str, Callable[[], str]] = {
                             rate_distortion_full_dvq, rate_distortion_full_claims,
                             rate_distortion_full_priors, rate_distortion_full_steps,
                             toolbox_families, toolbox_new_families, toolbox_speed,
-                            toolbox_stateful, static_prior_fig3a, static_prior_fig3b,
+                            toolbox_stateful, plans_v5e, static_prior_fig3a, static_prior_fig3b,
                             static_prior_fig3a_uniform, static_prior_fig4,
                             static_prior_fig4_num_codebooks)}
 
