@@ -127,7 +127,8 @@ def main():
   print(f"codes {out.codes.shape}, perplexity {np.round(np.asarray(out.perplexity), 1).tolist()}")
   results_file.write(args.output, [{
       "family": args.family, "grad": args.grad, "vectors": num,
-      "codebooks": 1 if args.family == "rvq" else levels, "stages": stages,
+      "codebooks": 1 if args.family == "rvq" else levels,
+      "stages": stages if args.family in ("rvq", "rlfq", "rfsq") else 1,
       "codes": size, "dim": dim, "dense_distances_gib": 4 * distances / 2**30,
       "compile_s": compile_s, "run_s": run_s,
       "peak_rss_gib": peak / 2**30, "rss_before_gib": rss_before / 2**30}])
