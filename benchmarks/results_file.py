@@ -35,13 +35,16 @@ def cpu_model() -> str:
 
 
 def _commit() -> str | None:
-  """The checkout's commit (with `+changes` when the work tree differs), None outside git."""
+  """The checkout's commit (with `+changes` when the work tree differs outside docs/images),
+  None outside git."""
   root = pathlib.Path(__file__).resolve().parents[1]
   try:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
                             capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                           check=True, capture_output=True, text=True).stdout.strip()
+    # Results files (docs/images) are what a run writes, not what it ran.
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":(exclude)docs/images"], cwd=root, check=True, capture_output=True,
+                           text=True).stdout.strip()
   except (OSError, subprocess.CalledProcessError):
     return None
   return commit + ("+changes" if dirty else "")
