@@ -127,13 +127,11 @@ def time_forms(sizes, forms, rounds: int) -> list[dict]:
 
 
 def compile_for_tpu(topology: str, sizes, forms) -> list[dict]:
-  from jax.experimental import topologies  # pylint: disable=g-import-not-at-top
   from jax.sharding import Mesh, NamedSharding, PartitionSpec  # pylint: disable=g-import-not-at-top
-  topo = topologies.get_topology_desc(platform="tpu", topology_name=topology,
-                                      chip_config_name="default",
-                                      chips_per_host_bounds=(1, 1, 1), num_slices=1)
-  replicated = NamedSharding(Mesh(np.array(topo.devices[:1]), ("data",)), PartitionSpec())
-  print(f"# {topo.devices[0].device_kind}, jax {jax.__version__};"
+  from dvq_jax.plan import chips  # pylint: disable=g-import-not-at-top
+  device = chips.target(topology).devices[0]  # as `python -m dvq_jax.plan` gets it
+  replicated = NamedSharding(Mesh(np.array([device]), ("data",)), PartitionSpec())
+  print(f"# {device.device_kind}, jax {jax.__version__};"
         f" {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", flush=True)
   print("| form | N | L | D | K | x MiB | temporaries MiB | N*K*L*4 MiB | compile s |")
   print("|---|---|---|---|---|---|---|---|---|")
@@ -150,7 +148,7 @@ def compile_for_tpu(topology: str, sizes, forms) -> list[dict]:
             f" | {memory.temp_size_in_bytes / 2**20:.1f} | {num * size * levels * 4 / 2**20:,.0f}"
             f" | {compile_s:.0f} |", flush=True)
       rows.append({"form": form, "N": num, "L": levels, "D": dim, "K": size,
-                   "device": topo.devices[0].device_kind,
+                   "device": device.device_kind,
                    "temporaries_mib": memory.temp_size_in_bytes / 2**20, "compile_s": compile_s})
   return rows
 
