@@ -24,8 +24,9 @@ comma-separated list: each family then runs in its own process (a clean peak RSS
 
 import argparse
 import datetime
-import platform
 import json
+import pathlib
+import platform
 import resource
 import subprocess
 import sys
@@ -65,13 +66,14 @@ def main():
   if len(families) > 1:
     return each_in_its_process(families, args.output)
   num, levels, size, dim = args.vectors, args.codebooks, args.codes, args.dim
-  stages = levels if args.family == "rvq" else 1  # rvq's L codebooks are its stages
+  # The residual families run L stages (rvq: its L codebooks); the others one.
+  stages = levels if args.family in ("rvq", "rlfq", "rfsq") else 1
   if args.family in ("lfq", "bsq", "rlfq"):
-    stages, levels, dim = levels, 1, size.bit_length() - 1
+    levels, dim = 1, size.bit_length() - 1
     if 1 << dim != size or dim > 16:
       parser.error(f"--family {args.family} needs --codes a power of two <= 65536, not {size}")
   if args.family == "rfsq":
-    stages, levels, dim, size = levels, 1, 4, 1000
+    levels, dim, size = 1, 4, 1000
   print(f"# quantizer_memory {args.family}{' fwd+bwd' if args.grad else ' fwd'}: N={num} vectors,"
         f" L={levels}, K={size}, D={dim};"
         f" {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC;"
@@ -128,7 +130,7 @@ def main():
   results_file.write(args.output, [{
       "family": args.family, "grad": args.grad, "vectors": num,
       "codebooks": 1 if args.family == "rvq" else levels,
-      "stages": stages if args.family in ("rvq", "rlfq", "rfsq") else 1,
+      "stages": stages,
       "codes": size, "dim": dim, "dense_distances_gib": 4 * distances / 2**30,
       "compile_s": compile_s, "run_s": run_s,
       "peak_rss_gib": peak / 2**30, "rss_before_gib": rss_before / 2**30}])
@@ -143,7 +145,7 @@ def each_in_its_process(families: list[str], output: str | None) -> None:
       path = f"{tmp}/rows.json"
       command = [sys.executable, __file__, *_replace_flags(argv, family, path)]
       subprocess.run(command, check=True)
-      rows += json.loads(open(path, encoding="utf-8").read())["rows"]
+      rows += json.loads(pathlib.Path(path).read_text(encoding="utf-8"))["rows"]
   results_file.write(output, rows)
 
 

@@ -53,7 +53,8 @@ def _two_pass(scores: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 def _argmin(scores: jax.Array) -> tuple[jax.Array, jax.Array]:
   """`(A, B, C)` scores -> `(A, B)` minimum over C and `(A, B)` int32 index of its first
-  occurrence, in one variadic reduction. A NaN wins, so a row with one has a NaN minimum, as in `jnp.min`."""
+  occurrence, in one variadic reduction. A NaN wins, so a row with one has a NaN minimum, as in
+  `jnp.min`."""
 
   def first_min(a, b):
     (score_a, index_a), (score_b, index_b) = a, b
