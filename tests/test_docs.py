@@ -1,6 +1,7 @@
 """The documentation's generated parts: the config-field table lists exactly the config's fields."""
 
 import pathlib
+import re
 import sys
 
 from dvq_jax.vqvae import defaults
@@ -33,3 +34,30 @@ def test_config_fields_table_carries_the_comments():
   assert comments["batch_size"] == "global, over all devices and hosts"
   # A comment block above a field belongs to it, together with the one on its own line.
   assert comments["equal_width"].startswith("True: every quantizer's encoder emits L*D channels")
+
+
+def _slug(heading):
+  """The anchor GitHub and MyST (`myst_heading_anchors`) give a heading."""
+  return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(path):
+  """The heading anchors of a Markdown page, through its `{include}` blocks."""
+  text = path.read_text(encoding="utf-8")
+  anchors = {_slug(h) for h in re.findall(r"^#{1,4} (.+)$", text, re.M)}
+  for included in re.findall(r"^```\{include\} (\S+)", text, re.M):
+    anchors |= _anchors((path.parent / included).resolve())
+  return anchors
+
+
+def test_every_link_to_a_heading_finds_it():
+  # Headings carry dates and loads, so a rerun renames them; a stale link must fail here.
+  pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+           *sorted((ROOT / "benchmarks").glob("*.md"))]
+  links = [(page, target, anchor) for page in pages
+           for target, anchor in re.findall(r"\]\(([\w./-]*\.md)#([^)\s]+)\)",
+                                            page.read_text(encoding="utf-8"))]
+  assert len(links) > 20
+  broken = [f"{page.relative_to(ROOT)} -> {target}#{anchor}" for page, target, anchor in links
+            if anchor not in _anchors((page.parent / target).resolve())]
+  assert not broken, broken
