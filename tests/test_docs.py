@@ -1,5 +1,7 @@
-"""The documentation's generated parts: the config-field table lists exactly the config's fields."""
+"""The documentation's generated parts and links: the config-field table lists exactly the config's
+fields, and every link to a heading finds it."""
 
+import functools
 import pathlib
 import re
 import sys
@@ -41,13 +43,16 @@ def _slug(heading):
   return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
+@functools.cache
 def _anchors(path):
-  """The heading anchors of a Markdown page, through its `{include}` blocks."""
+  """The heading anchors of a Markdown page, through its `{include}` blocks (a `# comment` in a
+  fenced code block is not a heading)."""
   text = path.read_text(encoding="utf-8")
-  anchors = {_slug(h) for h in re.findall(r"^#{1,4} (.+)$", text, re.M)}
+  anchors = set()
   for included in re.findall(r"^```\{include\} (\S+)", text, re.M):
     anchors |= _anchors((path.parent / included).resolve())
-  return anchors
+  prose = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+  return anchors | {_slug(h) for h in re.findall(r"^#{1,4} (.+)$", prose, re.M)}
 
 
 def test_every_link_to_a_heading_finds_it():
