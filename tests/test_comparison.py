@@ -313,6 +313,7 @@ def test_small_study_writes_tables_and_plot_resumes_trains_priors_and_checks_the
   same = (short_recon[0] < short_recon[1]) == (long_recon[0] < long_recon[1])
   assert comparison["rungs"] == [{"bits_per_position": 4.0, "num_families": 2,
                                   "spearman": pytest.approx(1.0 if same else -1.0),
-                                  "pairwise_agreement": 1.0 if same else 0.0}]
+                                  "pairwise_agreement": 1.0 if same else 0.0,
+                                  "ahead_pairs": 1, "ahead_pairs_kept": int(same)}]
   csv_rows = (tmp_path / "check" / "steps_check.csv").read_text().splitlines()
   assert csv_rows[0] == ",".join(steps_check.ROW_KEYS) and len(csv_rows) == 3

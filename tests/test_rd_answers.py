@@ -78,20 +78,26 @@ def test_the_pixelsnail_claim_adds_the_learned_prior_rate_or_else_the_unigram_on
 
 
 def test_orderings_at_two_lengths_rank_correlation_and_pairs_in_the_same_order():
-  families = {"dvq": (5.0, 5.2), "vq": (5.4, 5.4), "lfq": (5.6, 5.8), "fsq": (6.0, 6.0)}
+  families = {"dvq": (5.0, 5.2), "vq": (5.4, 5.4), "lfq": (5.3, 5.9), "fsq": (6.0, 6.0)}
   short = _records(16, families) + _records(64, {"dvq": (4.0,), "mvq": (4.5,)})
   long = (_records(16, {"dvq": (4.9,), "vq": (5.0,), "lfq": (4.8,), "fsq": (5.5,)}, steps=6000)
           + _records(64, {"dvq": (3.0,), "mvq": (3.5,), "rvq": (3.1,)}, steps=6000))
   rows, rungs = steps_check.compare_orderings(short, long)
   assert [(r["quantizer"], r["short_rank"], r["long_rank"]) for r in rows] == [
       ("lfq", 3, 1), ("dvq", 1, 2), ("vq", 2, 3), ("fsq", 4, 4), ("dvq", 1, 1), ("mvq", 2, 2)]
-  assert rows[0]["short"] == pytest.approx(5.7) and rows[0]["short_seeds"] == 2
+  assert rows[0]["short"] == pytest.approx(5.6) and rows[0]["short_seeds"] == 2
   assert (rows[0]["short_steps"], rows[0]["long_steps"]) == (1500, 6000)
   # Ranks (1, 2, 3, 4) against (2, 3, 1, 4): Pearson of the ranks; 4 of 6 pairs keep order.
   expected = np.corrcoef([1, 2, 3, 4], [2, 3, 1, 4])[0, 1]
+  # Ahead at 1,500 steps (gap > std + std): dvq of vq and fsq, vq of fsq; lfq (5.6 +- 0.42) is
+  # level with all three. Only lfq changes place at 6,000 steps: every pair ahead keeps its order.
   assert rungs[0] == {"bits_per_position": 16, "num_families": 4,
-                      "spearman": pytest.approx(expected), "pairwise_agreement": 4 / 6}
+                      "spearman": pytest.approx(expected), "pairwise_agreement": 4 / 6,
+                      "ahead_pairs": 3, "ahead_pairs_kept": 3}
+  assert rows[1]["short_std"] == pytest.approx(np.std([5.0, 5.2], ddof=1))
+  # One seed a point: std 0, so every pair with different means is ahead.
   assert rungs[1]["num_families"] == 2 and rungs[1]["pairwise_agreement"] == 1.0
+  assert (rungs[1]["ahead_pairs"], rungs[1]["ahead_pairs_kept"]) == (1, 1)
 
 
 def test_priors_go_to_the_base_seed_points_of_the_chosen_rungs_with_one_latent_grid(capsys):

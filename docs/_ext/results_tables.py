@@ -209,14 +209,18 @@ def rate_distortion_full_steps() -> str:
     return (f"*The 4x-steps check has not run yet: `docs/images/{_FULL}/steps_check.json` does"
             " not exist.*")
   rungs = {r["bits_per_position"]: r for r in check["rungs"]}
-  lines = [_markdown(["rung (bits a position)", "families", "Spearman", "pairs in the same order"],
+  lines = [_markdown(["rung (bits a position)", "families", "Spearman", "pairs in the same order",
+                      "pairs ahead at the grid's length, same way round at 4x"],
                      [[f"{b:g}", str(r["num_families"]), f"{r['spearman']:.2f}",
-                       f"{r['pairwise_agreement']:.2f}"] for b, r in rungs.items()]), ""]
+                       f"{r['pairwise_agreement']:.2f}",
+                       f"{r['ahead_pairs_kept']} of {r['ahead_pairs']}"]
+                      for b, r in rungs.items()]), ""]
   lines.append(_markdown(
       ["rung", "family", "L x K", "recon, short", "recon, 4x", "rank, short", "rank, 4x"],
       [[f"{r['bits_per_position']:g}", r["quantizer"],
         f"{r['num_codebooks']} x {r['codebook_size']}",
-        f"{r['short']:.3f} ({r['short_steps']} steps, {r['short_seeds']} seeds)",
+        f"{r['short']:.3f}{_PM}{r['short_std']:.3f} ({r['short_steps']} steps,"
+        f" {r['short_seeds']} seeds)",
         f"{r['long']:.3f} ({r['long_steps']} steps)", f"{r['short_rank']:g}",
         f"{r['long_rank']:g}"] for r in check["rows"]]))
   return "\n".join(lines)

@@ -8,7 +8,11 @@ the steps, one seed. With `config.compare_with` = W, the workdir of the study at
 (its rd.json and config.json), the run then writes `steps_check.json` and `steps_check.csv`: for
 each rung and family the metric (test recon bits/dim) at both lengths, the shorter one's mean over
 its seeds, and the family's rank at each; and for each rung the Spearman rank correlation of the two
-orderings and the fraction of family pairs that keep their order.
+orderings, the fraction of family pairs that keep their order, and the test that decides whether
+the study's answers hold: of the pairs where one family is ahead of the other at the shorter
+length (`claims.ahead`: the seeds' mean +- std intervals do not overlap), how many the longer runs
+put the same way round (`ahead_pairs`, `ahead_pairs_kept`). Pairs that are level at the shorter
+length may swap without changing an answer.
 """
 
 import collections
@@ -20,13 +24,15 @@ from etils import epath
 from scipy import stats
 
 from dvq_jax.errors import ConfigError
+from dvq_jax.rate_distortion.claims import ahead
 from dvq_jax.rate_distortion.records import POINT_KEYS
 from dvq_jax.rate_distortion.records import complete_records
 from dvq_jax.rate_distortion.records import csv_table
 from dvq_jax.rate_distortion.records import read_study_config
 
 ROW_KEYS = ("bits_per_position", "quantizer", "num_codebooks", "codebook_size", "short_steps",
-            "long_steps", "short_seeds", "short", "long", "short_rank", "long_rank")
+            "long_steps", "short_seeds", "short", "short_std", "long", "short_rank",
+            "long_rank")
 
 
 def _by_point(records: list[dict]) -> dict[tuple, list[dict]]:
@@ -48,6 +54,24 @@ def pairwise_agreement(short: np.ndarray, long: np.ndarray) -> float:
   return float(np.mean(same)) if pairs else float("nan")
 
 
+def ahead_pairs_kept(rows: list[dict]) -> tuple[int, int]:
+  """(the pairs of `rows` where one is ahead at the shorter length, by `claims.ahead` on
+  `short` +- `short_std`; how many of them have the same one lower at the longer length).
+
+  >>> ahead_pairs_kept([{"short": 5.0, "short_std": 0.1, "long": 4.0},
+  ...                   {"short": 5.1, "short_std": 0.1, "long": 3.9},
+  ...                   {"short": 6.0, "short_std": 0.1, "long": 3.8}])
+  (2, 0)
+  """
+  decided = kept = 0
+  for a, b in itertools.permutations(rows, 2):
+    if ahead({"mean": a["short"], "std": a["short_std"]},
+             {"mean": b["short"], "std": b["short_std"]}):
+      decided += 1
+      kept += int(a["long"] < b["long"])
+  return decided, kept
+
+
 def compare_orderings(short: list[dict], long: list[dict],
                       metric: str = "recon_bits_per_dim") -> tuple[list[dict], list[dict]]:
   """The families' order by `metric` (lower is better) on each rung, at two training lengths.
@@ -58,8 +82,10 @@ def compare_orderings(short: list[dict], long: list[dict],
 
   Returns:
     `(rows, rungs)`: a row (`ROW_KEYS`) per compared point, by rung and then the long run's
-    rank; a dict per rung with `bits_per_position`, `num_families`, `spearman` (NaN below 2
-    families) and `pairwise_agreement`.
+    rank (`short_std`: the seeds' standard deviation, ddof 1, 0 for one seed, as
+    `claims.rung`); a dict per rung with `bits_per_position`, `num_families`, `spearman` (NaN
+    below 2 families), `pairwise_agreement`, `ahead_pairs` and `ahead_pairs_kept`
+    (`ahead_pairs_kept`).
   """
   short_points, long_points = _by_point(short), _by_point(long)
   by_rung = collections.defaultdict(list)
@@ -69,6 +95,7 @@ def compare_orderings(short: list[dict], long: list[dict],
         "bits_per_position": s[0]["bits_per_position"], **dict(zip(POINT_KEYS[:3], key)),
         "short_steps": s[0]["num_train_steps"], "long_steps": l[0]["num_train_steps"],
         "short_seeds": len(s), "short": float(np.mean([r[metric] for r in s])),
+        "short_std": float(np.std([r[metric] for r in s], ddof=1)) if len(s) > 1 else 0.0,
         "long": float(np.mean([r[metric] for r in l]))})
   rows, rungs = [], []
   for bits in sorted(by_rung):
@@ -80,8 +107,10 @@ def compare_orderings(short: list[dict], long: list[dict],
     rows += sorted(group, key=lambda r: (r["long_rank"], r["quantizer"]))
     spearman = (float(stats.spearmanr(short_values, long_values).statistic)
                 if len(group) > 1 else float("nan"))
+    decided, kept = ahead_pairs_kept(group)
     rungs.append({"bits_per_position": bits, "num_families": len(group), "spearman": spearman,
-                  "pairwise_agreement": pairwise_agreement(short_values, long_values)})
+                  "pairwise_agreement": pairwise_agreement(short_values, long_values),
+                  "ahead_pairs": decided, "ahead_pairs_kept": kept})
   return rows, rungs
 
 
@@ -107,5 +136,6 @@ def write_comparison(root: epath.Path, short: list[dict], long: list[dict]) -> l
   for rung in rungs:
     print(f"steps check, {rung['bits_per_position']:g} bits a position:"
           f" {rung['num_families']} families, Spearman {rung['spearman']:.3f}, pairs in the same"
-          f" order {rung['pairwise_agreement']:.3f}", flush=True)
+          f" order {rung['pairwise_agreement']:.3f}, pairs ahead at the shorter length kept"
+          f" {rung['ahead_pairs_kept']} of {rung['ahead_pairs']}", flush=True)
   return rungs
