@@ -12,6 +12,12 @@ is read back, an unfinished one resumes. `W/rd_priors.json` and `rd_priors.csv` 
 prior (`PRIOR_KEYS`): the point, its reconstruction bits/dim, its rate and ELBO under the
 uniform, unigram and learned prior, and the prior's steps and workdir. A family with two latent
 grids (`levels` = 2) gets none (the tokenizer reads one grid): a line says it is skipped.
+
+The priors split over processes as the grid does (`--config.num_shards=N
+--config.shard_index=i`): a shard, once its own points are trained, trains the priors
+`shard_names` gives it on the points finished by then (each shard gets its share of every
+rung's sequence length) and writes no table; the final `num_shards = 1` run reads them back,
+trains any still missing, and writes rd_priors.json/.csv.
 """
 
 import ml_collections
@@ -20,6 +26,7 @@ from etils import epath
 from dvq_jax.errors import ConfigError
 from dvq_jax.prior import train as prior_train
 from dvq_jax.rate_distortion.grid import Point
+from dvq_jax.rate_distortion.grid import bits_per_position
 from dvq_jax.rate_distortion.grid import family_fields
 from dvq_jax.rate_distortion.records import POINT_KEYS
 from dvq_jax.rate_distortion.records import finished_eval
@@ -44,7 +51,8 @@ def prior_bits(config: ml_collections.ConfigDict) -> tuple[float, ...]:
   return bits
 
 
-def chosen(config: ml_collections.ConfigDict, records: list[dict]) -> list[dict]:
+def chosen(config: ml_collections.ConfigDict, records: list[dict],
+           quiet: bool = False) -> list[dict]:
   """The records whose point gets a prior: seed `base.seed`, a rung of `prior_bits`, one grid."""
   bits = prior_bits(config)
   out = []
@@ -53,16 +61,43 @@ def chosen(config: ml_collections.ConfigDict, records: list[dict]) -> list[dict]
       continue
     levels = family_fields(config, record["quantizer"]).get("levels", config.base.get("levels", 1))
     if levels != 1:
-      print(f"rate_distortion: no prior for {record['quantizer']}: the prior reads one latent"
-            f" grid, its runs have levels = {levels}", flush=True)
+      if not quiet:
+        print(f"rate_distortion: no prior for {record['quantizer']}: the prior reads one latent"
+              f" grid, its runs have levels = {levels}", flush=True)
       continue
     out.append(record)
   return out
 
 
-def run_priors(config: ml_collections.ConfigDict, root: epath.Path,
-               records: list[dict]) -> list[dict]:
+def shard_names(config: ml_collections.ConfigDict, grid: list[Point],
+                configs: list[ml_collections.ConfigDict], num_shards: int,
+                shard_index: int) -> set[str]:
+  """The points of `grid` whose prior shard `shard_index` of `num_shards` trains.
+
+  Of the points `chosen` picks (finished or not, so every shard agrees), the j-th of each rung
+  goes to shard j mod N: each shard gets its share of every rung's sequence length.
+  """
+  stubs = [{**dict(zip(POINT_KEYS, point)), "bits_per_position": bits_per_position(point_cfg)}
+           for point, point_cfg in zip(grid, configs)]
+  rank: dict[float, int] = {}
+  names = set()
+  for stub in chosen(config, stubs, quiet=True):
+    j = rank[stub["bits_per_position"]] = rank.get(stub["bits_per_position"], -1) + 1
+    if j % num_shards == shard_index:
+      names.add(Point(*(stub[key] for key in POINT_KEYS)).name)
+  return names
+
+
+def run_priors(config: ml_collections.ConfigDict, root: epath.Path, records: list[dict],
+               only: set[str] | None = None) -> list[dict]:
   """Trains (or reads back) the priors of `chosen(config, records)`; writes rd_priors.json/.csv.
+
+  Args:
+    config: the study's config (`prior_bits`, `prior`, `base.seed`, `collect_only`).
+    root: the study's workdir; the prior of point p goes to `root/priors/<p.name>`.
+    records: the finished points' records (`rd.json`'s).
+    only: a shard's point names (`shard_names`): only their priors are trained, and no table
+      is written.
 
   Returns:
     One record a prior, keys `PRIOR_KEYS`, in the order of `records`; with `collect_only`,
@@ -71,6 +106,8 @@ def run_priors(config: ml_collections.ConfigDict, root: epath.Path,
   out = []
   for record in chosen(config, records):
     name = Point(*(record[key] for key in POINT_KEYS)).name
+    if only is not None and name not in only:
+      continue
     prior_cfg = ml_collections.ConfigDict(config.prior.to_dict())
     prior_cfg.vqvae_workdir = str(root / name)
     sub = root / "priors" / name
@@ -90,6 +127,6 @@ def run_priors(config: ml_collections.ConfigDict, root: epath.Path,
         "elbo_prior_bits_per_dim": float(result["elbo_bits_per_dim"]),
         "num_train_steps": prior_cfg.num_train_steps,
         "prior_workdir": f"priors/{name}"})
-  if out:
+  if out and only is None:
     write_records(root / "rd_priors.json", out, PRIOR_KEYS)
   return out

@@ -12,9 +12,10 @@ final run with `num_shards = 1` then reads every finished point back and writes 
 `--config.collect_only=True` trains nothing: it writes the tables and the plot of the points
 finished so far (e.g. while the study runs, or for a study cut short).
 
-Then, on the full grid only (`num_shards` = 1): the code priors of `config.prior_bits`
-(`priors`, rd_priors.json) and, with `config.compare_with`, the comparison of the families'
-order with the study in that workdir (`steps_check`, steps_check.json).
+Then the code priors of `config.prior_bits` (`priors`, rd_priors.json; a shard trains its share
+of them on the points finished by then, and the `num_shards = 1` run the rest) and, on the full
+grid only (`num_shards` = 1), with `config.compare_with`, the comparison of the families' order
+with the study in that workdir (`steps_check`, steps_check.json).
 """
 
 import jax
@@ -82,7 +83,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
     records.append(point_record(config, point, point_cfg, result))
     if jax.process_index() == 0 and num_shards == 1:
       write_records(root / "rd.json", records, RECORD_KEYS)  # partial, while the study runs
-  if jax.process_index() != 0 or num_shards != 1 or not records:
+  if jax.process_index() != 0:
+    return records
+  if num_shards != 1:
+    if priors.prior_bits(config) and not collect_only:
+      finished = [point_record(config, point, point_cfg, result)
+                  for point, point_cfg in zip(grid, configs)
+                  if (result := finished_eval(root / point.name, point_cfg.num_train_steps))]
+      priors.run_priors(config, root, finished,
+                        priors.shard_names(config, grid, configs, num_shards, shard))
+    return records
+  if not records:
     return records
   prior_records = priors.run_priors(config, root, records)
   plots.write_rd_plot(root / "rd.png", records, prior_records)
