@@ -62,7 +62,8 @@ steps_check.json/.csv, the families' order at both lengths (`rate_distortion.ste
 seed-0 point at those rungs and writes rd_priors.json/.csv (`rate_distortion.priors`). `prior` is
 configs/prior.py narrowed for a CPU as the VQ-VAE is: width 64, 2 blocks, 1,000 steps (the
 settings of the code prior section of docs/studies.md; configs/prior.py has 128, 4 and 2,000);
-`--config.prior.<field>` overrides it:
+`--config.prior.<field>` overrides it. With `num_shards`/`shard_index` each shard trains its share
+of the priors (`rate_distortion.priors.shard_names`); a last unsharded run writes the table:
   python -m dvq_jax.main --config=configs/rate_distortion.py:full --config.prior_bits='(16,72)' \
       --workdir=/tmp/rd_full
 """

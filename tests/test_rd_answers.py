@@ -116,6 +116,62 @@ def test_priors_go_to_the_base_seed_points_of_the_chosen_rungs_with_one_latent_g
     priors.prior_bits(config)
 
 
+def test_sharded_priors_train_each_chosen_prior_once_and_only_the_last_run_writes_the_table(
+    tmp_path, monkeypatch):
+  # The full grid in two shards, training faked (each run writes the eval.json that marks it
+  # finished): a shard trains the priors shard_names gives it on the points finished by then,
+  # the rerun of a shard the rest of its share, and the unsharded run reads every one back.
+  from dvq_jax.prior import train as prior_train
+  from dvq_jax.vqvae import train
+
+  def fake_point(cfg, workdir):
+    result = {"step": cfg.num_train_steps,
+              **{key: 1.0 for key in rate_distortion.records.METRIC_KEYS}}
+    _write(pathlib.Path(workdir), "eval.json", result)
+    return result
+
+  trained = []
+
+  def fake_prior(cfg, workdir):
+    trained.append(pathlib.Path(workdir).name)
+    result = {"step": cfg.num_train_steps, "rate_prior_bits_per_dim": 0.5,
+              "elbo_bits_per_dim": 1.5}
+    _write(pathlib.Path(workdir), "eval.json", result)
+    return result
+
+  monkeypatch.setattr(train, "train_and_evaluate", fake_point)
+  monkeypatch.setattr(prior_train, "train_and_evaluate", fake_prior)
+  config = config_files.load("configs/rate_distortion.py:full")
+  config.prior_bits = (16, 72)
+  grid = rate_distortion.points(config)
+  configs = [rate_distortion.point_config(config, p) for p in grid]
+  shares = [priors.shard_names(config, grid, configs, 2, i) for i in (0, 1)]
+  everything = priors.shard_names(config, grid, configs, 1, 0)
+  assert len(everything) == 18 and shares[0] | shares[1] == everything
+  assert not shares[0] & shares[1]
+  rung = {p.name: rate_distortion.grid.bits_per_position(c) for p, c in zip(grid, configs)}
+  for bits, count in ((16, 10), (72, 8)):  # vq and svq only at 16; dvq_2level gets none
+    assert [sum(rung[n] == bits for n in share) for share in shares] == [count // 2] * 2
+  config.num_shards = 2
+  done = []
+  for index in (0, 1):
+    config.shard_index = index
+    rate_distortion.run(config, str(tmp_path))
+    done.append(set(trained) - set().union(*done))
+    assert not (tmp_path / "rd_priors.json").exists()
+  # Shard 0 ran before shard 1 had trained its points: its priors on those were left.
+  assert done[0] < shares[0] and done[1] == shares[1]
+  config.shard_index = 0
+  rate_distortion.run(config, str(tmp_path))
+  assert sorted(trained) == sorted(everything)  # each once
+  config.num_shards = 1
+  monkeypatch.setattr(prior_train, "train_and_evaluate", lambda *a: pytest.fail("retrained"))
+  monkeypatch.setattr(train, "train_and_evaluate", lambda *a: pytest.fail("retrained"))
+  rate_distortion.run(config, str(tmp_path))
+  table = json.loads((tmp_path / "rd_priors.json").read_text())
+  assert {r["prior_workdir"] for r in table} == {f"priors/{n}" for n in everything}
+
+
 def test_the_4x_steps_variant_trains_each_family_on_two_rungs_once():
   full = config_files.load("configs/rate_distortion.py:full")
   check = config_files.load("configs/rate_distortion.py:full,check")
