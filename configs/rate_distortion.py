@@ -58,6 +58,11 @@ and 72 bits a position (0.333 and 1.5 bits/dim; vq and svq only at 16) at 4x the
 steps_check.json/.csv, the families' order at both lengths (`rate_distortion.steps_check`):
   python -m dvq_jax.main --config=configs/rate_distortion.py:full,check \
       --config.compare_with=/tmp/rd_full --workdir=/tmp/rd_check
+`:full,long` is the whole `:full` grid at 4x the steps (6,000), 3 seeds: what the study reports
+once the check finds that the order at 1,500 steps does not hold. Its seed-0 points on the
+check's two rungs are the check's runs (the same configs), so a workdir of the check's finished
+runs (or links to them) is read back rather than trained again:
+  python -m dvq_jax.main --config=configs/rate_distortion.py:full,long --workdir=/tmp/rd_long
 `--config.prior_bits='(16,72)'` trains, after the grid, the code prior `prior` on each family's
 seed-0 point at those rungs and writes rd_priors.json/.csv (`rate_distortion.priors`). `prior` is
 configs/prior.py narrowed for a CPU as the VQ-VAE is: width 64, 2 blocks, 1,000 steps (the
@@ -116,17 +121,22 @@ def _full_grid(config: ml_collections.ConfigDict) -> None:
   })
 
 
-def _check(config: ml_collections.ConfigDict, small: bool) -> None:
-  """`:check` (module docstring): 4x the steps, one seed, the rungs of 16 and 72 bits."""
-  config.seeds = 1
+def _long(config: ml_collections.ConfigDict) -> None:
+  """`:long` and `:check` (module docstring): 4x the steps, evaluated once at the end."""
   config.base.num_train_steps *= 4
   config.base.eval_every_steps = config.base.num_train_steps
+
+
+def _check(config: ml_collections.ConfigDict, small: bool) -> None:
+  """`:check` (module docstring): `_long`, one seed, the rungs of 16 and 72 bits."""
+  _long(config)
+  config.seeds = 1
   if not small:  # the small grid has one low rung a family: it is kept whole
     config.rungs = (16, 72)  # 0.333 and 1.5 bits/dim (the paper's); vq and svq stop at 16
 
 
 def get_config(arg=None):
-  arg = config_arg.parse_arg(arg, small=False, full=False, check=False)
+  arg = config_arg.parse_arg(arg, small=False, full=False, check=False, long=False)
   config = ml_collections.ConfigDict()
   config.experiment = "rate_distortion"
   config.base = _demo_config()  # any learned-prior config; --config.base.<field> overrides it
@@ -177,4 +187,6 @@ def get_config(arg=None):
     prior_defaults.shrink(config.prior)
   if arg.check:
     _check(config, arg.small)
+  elif arg.long:
+    _long(config)
   return config

@@ -189,6 +189,18 @@ def test_the_4x_steps_variant_trains_each_family_on_two_rungs_once():
   assert {p.name for p in points} <= {p.name for p in rate_distortion.points(full)}
 
 
+def test_the_long_grid_is_the_full_grid_at_4x_the_steps_and_holds_the_checks_runs():
+  full = config_files.load("configs/rate_distortion.py:full")
+  check = config_files.load("configs/rate_distortion.py:full,check")
+  long = config_files.load("configs/rate_distortion.py:full,long")
+  assert rate_distortion.points(long) == rate_distortion.points(full) and long.seeds == 3
+  assert (long.base.num_train_steps, long.base.eval_every_steps) == (6000, 6000)
+  # A check run is read back as the long grid's point: the same name, the same config.
+  configs = {p.name: rate_distortion.point_config(long, p) for p in rate_distortion.points(long)}
+  for p in rate_distortion.points(check):
+    assert rate_distortion.point_config(check, p).to_dict() == configs[p.name].to_dict()
+
+
 def test_an_older_rd_json_reads_with_its_rung_steps_and_config_from_the_study_config(tmp_path):
   # rd.json records written before records carried bits_per_position, num_train_steps and
   # config: the comparison and the page complete them from the study's config.json.
@@ -254,3 +266,8 @@ def test_the_page_says_how_far_the_grid_is_until_it_has_every_run(tmp_path, monk
   assert len(versus) == 2 + 10 and all(line.endswith("| - | - |") for line in versus[2:])
   table = results_tables.rate_distortion_full_claims()
   assert table.count("**partly**") == 2 and "**not held**" in table  # 0.5 of ~5.7: 9%
+  # Priors on some of the 18 chosen points: the table says how many are in.
+  prior = {**records[0], "elbo_bits_per_dim": 7.0, "elbo_unigram_bits_per_dim": 6.9,
+           "rate_prior_bits_per_dim": 0.2, "elbo_prior_bits_per_dim": 6.8}
+  _write(folder, "rd_priors.json", [prior, prior])
+  assert "*2 of the 18 priors on 16 and 72 bits" in results_tables.rate_distortion_full_priors()

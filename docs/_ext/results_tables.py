@@ -80,6 +80,7 @@ def rate_distortion_unigram_ratio() -> str:
 
 
 _FULL = "rate_distortion_full"  # docs/images/rate_distortion_full: the `:full` grid's outputs
+_PRIOR_BITS = (16, 72)  # the rungs of the page's prior command (`--config.prior_bits`)
 
 
 def _full_config() -> Any:
@@ -190,7 +191,17 @@ def rate_distortion_full_priors() -> str:
   if priors is None:
     return (f"*No code priors yet: `docs/images/{_FULL}/rd_priors.json` does not exist; it"
             " fills in when the priors are trained.*")
-  return _markdown(
+  status = ""
+  records, _ = _full_records()
+  if records is not None:
+    from dvq_jax.rate_distortion import priors as rd  # pylint: disable=import-outside-toplevel
+    config = _full_config()
+    config.prior_bits = _PRIOR_BITS
+    expected = len(rd.chosen(config, records, quiet=True))
+    if len(priors) < expected:
+      status = (f"*{len(priors)} of the {expected} priors on {' and '.join(map(str, _PRIOR_BITS))}"
+                " bits a position are trained so far; the others fill in as they finish.*\n\n")
+  return status + _markdown(
       ["family", "L x K", "rate, uniform", "rate, unigram", "rate, prior", "recon",
        "ELBO, uniform", "ELBO, unigram", "ELBO, prior"],
       [[p["quantizer"], f"{p['num_codebooks']} x {p['codebook_size']}",
