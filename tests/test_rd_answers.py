@@ -6,7 +6,6 @@ import json
 import pathlib
 import sys
 
-import ml_collections
 import numpy as np
 import pytest
 
@@ -18,6 +17,7 @@ from tests import config_files
 
 sys.path.insert(0, str(config_files.ROOT / "docs" / "_ext"))
 import results_tables  # noqa: E402  (docs/_ext is not a package)
+import table_text  # noqa: E402
 
 
 def _records(bits: float, means: dict[str, tuple[float, ...]], rate: float = 0.3,
@@ -234,15 +234,19 @@ def _write(folder: pathlib.Path, name: str, payload) -> None:
   (folder / name).write_text(json.dumps(payload))
 
 
-def test_the_page_says_how_far_the_grid_is_until_it_has_every_run(tmp_path, monkeypatch):
-  monkeypatch.setattr(results_tables, "_IMAGES", tmp_path)
+def test_the_page_says_how_far_the_grid_is_and_shows_the_rungs_that_have_every_run(
+    tmp_path, monkeypatch):
+  monkeypatch.setattr(table_text, "IMAGES", tmp_path)
+  tables = results_tables.TABLES
   full = config_files.load("configs/rate_distortion.py:full")
   expected = len(rate_distortion.points(full))
-  for name in ("rate_distortion_full_status", "rate_distortion_full_rungs",
-               "rate_distortion_full_claims"):
-    assert f"0 of its {expected} runs" in results_tables.TABLES[name]()
-  assert "No code priors yet" in results_tables.rate_distortion_full_priors()
-  assert "has not run yet" in results_tables.rate_distortion_full_steps()
+  for grid in ("full", "long"):
+    assert f"0 of its {expected} runs" in tables[f"rate_distortion_{grid}_status"]()
+    assert not tables[f"rate_distortion_{grid}_rungs"]()
+    assert not tables[f"rate_distortion_{grid}_dvq"]()
+    assert "does not have all its runs" in tables[f"rate_distortion_{grid}_claims"]()
+  assert "No code priors yet" in tables["rate_distortion_full_priors"]()
+  assert "has not run yet" in tables["rate_distortion_full_steps"]()
   folder = tmp_path / "rate_distortion_full"
   records = []
   for i, p in enumerate(rate_distortion.points(full)):
@@ -253,21 +257,36 @@ def test_the_page_says_how_far_the_grid_is_until_it_has_every_run(tmp_path, monk
                     "rate_bits_per_dim": bits / 48, "rate_unigram_bits_per_dim": bits / 60,
                     "num_train_steps": 1500, "seed": p.seed, "index": i})
   _write(folder, "rd.json", records[:5])
-  assert f"5 of its {expected} runs" in results_tables.rate_distortion_full_status()
+  assert f"5 of its {expected} runs" in tables["rate_distortion_full_status"]()
+  assert "no rung has all of its runs yet" in tables["rate_distortion_full_status"]()
+  # Every run of the paper's rung and one more: that rung's tables and the claims render.
+  paper = [r for r in records if r["bits_per_position"] == 72]
+  _write(folder, "rd.json", paper + records[:1])
+  status = tables["rate_distortion_full_status"]()
+  assert f"{len(paper) + 1} of its {expected} runs are in" in status
+  assert "(72 bits a position)" in status
+  rungs = tables["rate_distortion_full_rungs"]()
+  assert rungs.count("winner **dvq**") == 1 and rungs.startswith("**72 bits a position")
+  assert tables["rate_distortion_full_claims"]().count("**partly**") == 2
   _write(folder, "rd.json", [{key: r[key] for key in r
                               if key not in ("bits_per_position", "num_train_steps")}
                              for r in records])  # as an older rd.json: from the config
-  assert f"All {expected} runs" in results_tables.rate_distortion_full_status()
-  assert "1500 steps" in results_tables.rate_distortion_full_status()
-  rungs = results_tables.rate_distortion_full_rungs()
+  assert f"All {expected} runs" in tables["rate_distortion_full_status"]()
+  assert "1500 steps" in tables["rate_distortion_full_status"]()
+  rungs = tables["rate_distortion_full_rungs"]()
   assert rungs.count("winner **dvq**") == 8  # DVQ's rungs; those of 4 and 12 have vq and svq
   assert rungs.count("no family ahead of all others") == 2
-  versus = results_tables.rate_distortion_full_dvq().splitlines()
+  versus = tables["rate_distortion_full_dvq"]().splitlines()
   assert len(versus) == 2 + 10 and all(line.endswith("| - | - |") for line in versus[2:])
-  table = results_tables.rate_distortion_full_claims()
+  table = tables["rate_distortion_full_claims"]()
   assert table.count("**partly**") == 2 and "**not held**" in table  # 0.5 of ~5.7: 9%
+  # The long grid reads its own folder, at its own steps.
+  _write(tmp_path / "rate_distortion_long", "rd.json",
+         [{**r, "num_train_steps": 6000} for r in records])
+  assert "6000 steps" in tables["rate_distortion_long_status"]()
+  assert tables["rate_distortion_long_rungs"]().count("winner **dvq**") == 8
   # Priors on some of the 18 chosen points: the table says how many are in.
   prior = {**records[0], "elbo_bits_per_dim": 7.0, "elbo_unigram_bits_per_dim": 6.9,
            "rate_prior_bits_per_dim": 0.2, "elbo_prior_bits_per_dim": 6.8}
   _write(folder, "rd_priors.json", [prior, prior])
-  assert "*2 of the 18 priors on 16 and 72 bits" in results_tables.rate_distortion_full_priors()
+  assert "*2 of the 18 priors on 16 and 72 bits" in tables["rate_distortion_full_priors"]()
