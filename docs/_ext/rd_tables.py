@@ -40,12 +40,13 @@ def grid_records(variant: str) -> tuple[list[dict], str]:
   have = {Point(*(r[key] for key in Point._fields)).name for r in records}
   complete = sorted(set(rung.values()) - {bits for name, bits in rung.items() if name not in have})
   records = [r for r in records if r["bits_per_position"] in complete]
-  if len(have & set(rung)) == len(rung):
+  done = len(have & rung.keys())
+  if done == len(rung):
     return records, ""
   listed = ", ".join(f"{bits:g}" for bits in complete)
   shown = (f"the tables show the rungs that have all of theirs ({listed} bits a position)"
            if complete else "no rung has all of its runs yet")
-  return records, (f"*The grid has not finished: {len(have & set(rung))} of its {len(rung)} runs"
+  return records, (f"*The grid has not finished: {done} of its {len(rung)} runs"
                    f" are in `docs/images/{folder}/rd.json`; {shown}.*")
 
 
@@ -157,12 +158,13 @@ def steps() -> str:
     return (f"*The 4x-steps check has not run yet: `docs/images/{folder}/steps_check.json` does"
             " not exist.*")
   rungs = {r["bits_per_position"]: r for r in check["rungs"]}
-  lines = [tt.markdown(["rung (bits a position)", "families", "Spearman", "pairs in the same order",
-                      "pairs ahead at the grid's length, same way round at 4x"],
-                     [[f"{b:g}", str(r["num_families"]), f"{r['spearman']:.2f}",
-                       f"{r['pairwise_agreement']:.2f}",
-                       f"{r['ahead_pairs_kept']} of {r['ahead_pairs']}"]
-                      for b, r in rungs.items()]), ""]
+  lines = [tt.markdown(["rung (bits a position)", "families", "Spearman",
+                        "pairs in the same order",
+                        "pairs ahead at the grid's length, same way round at 4x"],
+                       [[f"{b:g}", str(r["num_families"]), f"{r['spearman']:.2f}",
+                         f"{r['pairwise_agreement']:.2f}",
+                         f"{r['ahead_pairs_kept']} of {r['ahead_pairs']}"]
+                        for b, r in rungs.items()]), ""]
   lines.append(tt.markdown(
       ["rung", "family", "L x K", "recon, short", "recon, 4x", "rank, short", "rank, 4x"],
       [[f"{r['bits_per_position']:g}", r["quantizer"],
@@ -177,9 +179,8 @@ def steps() -> str:
 TABLES: dict[str, Callable[[], str]] = {
     "rate_distortion_full_priors": priors,
     "rate_distortion_full_steps": steps,
-    **{f"rate_distortion_{GRIDS[variant][len('rate_distortion_'):]}_{name}":
-       (lambda table=table, variant=variant: table(variant))
-       for variant in GRIDS
+    **{f"{folder}_{name}": (lambda table=table, variant=variant: table(variant))
+       for variant, folder in GRIDS.items()
        for name, table in (("status", status), ("rungs", rungs), ("dvq", dvq_versus),
                            ("claims", paper_claims))},
 }

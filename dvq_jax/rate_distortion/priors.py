@@ -20,6 +20,8 @@ rung's sequence length) and writes no table; the final `num_shards = 1` run read
 trains any still missing, and writes rd_priors.json/.csv.
 """
 
+import collections
+
 import ml_collections
 from etils import epath
 
@@ -79,12 +81,12 @@ def shard_names(config: ml_collections.ConfigDict, grid: list[Point],
   """
   stubs = [{**dict(zip(POINT_KEYS, point)), "bits_per_position": bits_per_position(point_cfg)}
            for point, point_cfg in zip(grid, configs)]
-  rank: dict[float, int] = {}
+  earlier = collections.Counter()  # chosen points seen so far on each rung
   names = set()
   for stub in chosen(config, stubs, quiet=True):
-    j = rank[stub["bits_per_position"]] = rank.get(stub["bits_per_position"], -1) + 1
-    if j % num_shards == shard_index:
+    if earlier[stub["bits_per_position"]] % num_shards == shard_index:
       names.add(Point(*(stub[key] for key in POINT_KEYS)).name)
+    earlier[stub["bits_per_position"]] += 1
   return names
 
 
