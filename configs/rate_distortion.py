@@ -63,6 +63,10 @@ once the check finds that the order at 1,500 steps does not hold. Its seed-0 poi
 check's two rungs are the check's runs (the same configs), so a workdir of the check's finished
 runs (or links to them) is read back rather than trained again:
   python -m dvq_jax.main --config=configs/rate_distortion.py:full,long --workdir=/tmp/rd_long
+`--config.records_from=<folder>` takes the runs and priors recorded in an earlier run's tables
+(`<folder>/rd.json`, `rd_priors.json`) rather than training them (`rate_distortion.study`): a
+grid continues from its committed tables once its workdir is gone, e.g.
+`--config.records_from=docs/images/rate_distortion_long`.
 `--config.prior_bits='(16,72)'` trains, after the grid, the code prior `prior` on each family's
 seed-0 point at those rungs and writes rd_priors.json/.csv (`rate_distortion.priors`). `prior` is
 configs/prior.py narrowed for a CPU as the VQ-VAE is: width 64, 2 blocks, 1,000 steps (the
@@ -164,6 +168,8 @@ def get_config(arg=None):
   config.num_shards = 1
   config.shard_index = 0
   config.collect_only = False  # True: tables and plot of the finished points, no training
+  # A folder of an earlier run's rd.json (and rd_priors.json): its records are taken, not retrained.
+  config.records_from = ""
   # After the grid: a code prior on each family's base.seed point of these rungs (rd_priors.json).
   config.prior_bits = ()
   config.prior = prior_defaults.code_prior()  # vqvae_workdir is set to each point's

@@ -172,6 +172,75 @@ def test_sharded_priors_train_each_chosen_prior_once_and_only_the_last_run_write
   assert {r["prior_workdir"] for r in table} == {f"priors/{n}" for n in everything}
 
 
+def test_a_run_takes_the_points_and_priors_an_earlier_runs_tables_hold_and_trains_the_rest(
+    tmp_path, monkeypatch):
+  # Training faked, each run with its own numbers: a first run writes its tables; a second, in
+  # an empty workdir with records_from = those tables less one point and one prior, trains just
+  # that point, the point of the missing prior (the prior reads its checkpoint) and the prior.
+  from dvq_jax.prior import train as prior_train
+  from dvq_jax.vqvae import train
+
+  trained, trained_priors = [], []
+
+  def fake_point(cfg, workdir):
+    trained.append(pathlib.Path(workdir).name)
+    result = {"step": cfg.num_train_steps,
+              **{key: float(len(trained)) for key in rate_distortion.records.METRIC_KEYS}}
+    _write(pathlib.Path(workdir), "eval.json", result)
+    return result
+
+  def fake_prior(cfg, workdir):
+    trained_priors.append(pathlib.Path(workdir).name)
+    result = {"step": cfg.num_train_steps, "rate_prior_bits_per_dim": len(trained_priors) / 10,
+              "elbo_bits_per_dim": 2.0}
+    _write(pathlib.Path(workdir), "eval.json", result)
+    return result
+
+  monkeypatch.setattr(train, "train_and_evaluate", fake_point)
+  monkeypatch.setattr(prior_train, "train_and_evaluate", fake_prior)
+  config = config_files.load("configs/rate_distortion.py:full")
+  config.rungs, config.seeds, config.prior_bits = (16, 72), 1, (16, 72)
+  first = rate_distortion.run(config, str(tmp_path / "first"))
+  first_priors = json.loads((tmp_path / "first" / "rd_priors.json").read_text())
+  assert len(first) == 20 and len(first_priors) == 18  # dvq_2level gets no prior
+  dropped_point, dropped_prior = "dvq_2level_L4_K16_seed0", "mvq_L8_K512_seed0"
+  name = lambda r: rate_distortion.Point(*(r[k] for k in priors.POINT_KEYS)).name  # noqa: E731
+  tables = tmp_path / "tables"
+  _write(tables, "rd.json", [r for r in first if name(r) != dropped_point])
+  _write(tables, "rd_priors.json", [r for r in first_priors if name(r) != dropped_prior])
+  trained.clear()
+  trained_priors.clear()
+  config.records_from = str(tables)
+  second = rate_distortion.run(config, str(tmp_path / "second"))
+  assert sorted(trained) == sorted([dropped_point, dropped_prior])
+  assert trained_priors == [dropped_prior]
+  assert [name(r) for r in second] == [name(r) for r in first]
+  kept = [(a, b) for a, b in zip(first, second) if name(a) not in trained]
+  assert len(kept) == 18 and all(a == b for a, b in kept)
+  second_priors = json.loads((tmp_path / "second" / "rd_priors.json").read_text())
+  assert [name(r) for r in second_priors] == [name(r) for r in first_priors]
+  assert [r for r in second_priors if name(r) != dropped_prior] == [
+      r for r in first_priors if name(r) != dropped_prior]
+  # Records of another config, or priors of another length, are refused before any training;
+  # a collect_only pass keeps every record of the tables, the point of the missing prior too.
+  monkeypatch.setattr(train, "train_and_evaluate", lambda *a: pytest.fail("trained"))
+  config.collect_only = True
+  collected = rate_distortion.run(config, str(tmp_path / "collect"))
+  assert [name(r) for r in collected] == [name(r) for r in first if name(r) != dropped_point]
+  assert json.loads((tmp_path / "collect" / "rd.json").read_text()) == collected
+  config.collect_only = False
+  long = config_files.load("configs/rate_distortion.py:full,long")
+  long.records_from = str(tables)
+  with pytest.raises(rate_distortion.grid.ConfigError, match="num_train_steps = 1500"):
+    rate_distortion.run(long, str(tmp_path / "long"))
+  config.prior.num_train_steps = 500
+  with pytest.raises(rate_distortion.grid.ConfigError, match="prior.num_train_steps is 500"):
+    rate_distortion.run(config, str(tmp_path / "third"))
+  config.records_from = str(tmp_path / "nothing")
+  with pytest.raises(rate_distortion.grid.ConfigError, match="has no rd.json"):
+    rate_distortion.run(config, str(tmp_path / "third"))
+
+
 def test_the_4x_steps_variant_trains_each_family_on_two_rungs_once():
   full = config_files.load("configs/rate_distortion.py:full")
   check = config_files.load("configs/rate_distortion.py:full,check")

@@ -21,6 +21,7 @@ trains any still missing, and writes rd_priors.json/.csv.
 """
 
 import collections
+import json
 
 import ml_collections
 from etils import epath
@@ -90,8 +91,31 @@ def shard_names(config: ml_collections.ConfigDict, grid: list[Point],
   return names
 
 
+def earlier_priors(config: ml_collections.ConfigDict, folder: str) -> dict[str, dict]:
+  """The records of `folder/rd_priors.json` (`config.records_from`; none if it has no such
+  file) by point name, checked before any compute: each prior trained `prior.num_train_steps`.
+
+  Raises:
+    ConfigError: a record's prior trained another number of steps.
+  """
+  path = epath.Path(folder) / "rd_priors.json"
+  if not path.exists():
+    return {}
+  out = {}
+  for record in json.loads(path.read_text()):
+    name = Point(*(record[key] for key in POINT_KEYS)).name
+    if record["num_train_steps"] != config.prior.num_train_steps:
+      raise ConfigError(
+          f"config.records_from = {folder!r}: the prior of {name} trained"
+          f" {record['num_train_steps']} steps, config.prior.num_train_steps is"
+          f" {config.prior.num_train_steps}; set it to match, or leave config.records_from empty")
+    out[name] = record
+  return out
+
+
 def run_priors(config: ml_collections.ConfigDict, root: epath.Path, records: list[dict],
-               only: set[str] | None = None) -> list[dict]:
+               only: set[str] | None = None,
+               earlier: dict[str, dict] | None = None) -> list[dict]:
   """Trains (or reads back) the priors of `chosen(config, records)`; writes rd_priors.json/.csv.
 
   Args:
@@ -100,6 +124,7 @@ def run_priors(config: ml_collections.ConfigDict, root: epath.Path, records: lis
     records: the finished points' records (`rd.json`'s).
     only: a shard's point names (`shard_names`): only their priors are trained, and no table
       is written.
+    earlier: `earlier_priors`: a prior recorded there is taken from it, not trained.
 
   Returns:
     One record a prior, keys `PRIOR_KEYS`, in the order of `records`; with `collect_only`,
@@ -114,6 +139,9 @@ def run_priors(config: ml_collections.ConfigDict, root: epath.Path, records: lis
     prior_cfg.vqvae_workdir = str(root / name)
     sub = root / "priors" / name
     result = finished_eval(sub, prior_cfg.num_train_steps)
+    if result is None and earlier and name in earlier:
+      out.append(earlier[name])
+      continue
     if result is None and config.get("collect_only", False):
       continue
     if result is None:

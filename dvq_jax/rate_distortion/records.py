@@ -14,6 +14,7 @@ import json
 import ml_collections
 from etils import epath
 
+from dvq_jax.errors import ConfigError
 from dvq_jax.rate_distortion.grid import Point
 from dvq_jax.rate_distortion.grid import bits_per_position
 from dvq_jax.rate_distortion.grid import point_config
@@ -69,6 +70,40 @@ def complete_records(config: ml_collections.ConfigDict, records: list[dict]) -> 
     missing = [key for key in DERIVED_KEYS if key not in record]
     derived = _derived(config, point, point_config(config, point)) if missing else {}
     out.append({**record, **{key: derived[key] for key in missing}})
+  return out
+
+
+def earlier_records(config: ml_collections.ConfigDict, folder: str, grid: list[Point],
+                    configs: list[ml_collections.ConfigDict]) -> dict[str, dict]:
+  """The records of `folder/rd.json` (an earlier run's, `config.records_from`) of points in
+  `grid`, by point name, checked before any compute.
+
+  A record is taken for its point only if it was trained with the point's config: its steps
+  and `config` (the fields that differ from the base config) must be the ones this study gives
+  the point (`_derived`). Records of points not in `grid` are left out.
+
+  Raises:
+    ConfigError: `folder` has no rd.json, or a record of a point in `grid` was trained with
+      another config.
+  """
+  path = epath.Path(folder) / "rd.json"
+  if not path.exists():
+    raise ConfigError(f"config.records_from = {folder!r} has no rd.json; give the folder of an"
+                      " earlier run's rd.json, e.g. docs/images/rate_distortion_full")
+  by_name = {point.name: (point, point_cfg) for point, point_cfg in zip(grid, configs)}
+  out = {}
+  for record in json.loads(path.read_text()):
+    name = Point(*(record[key] for key in POINT_KEYS)).name
+    if name not in by_name:
+      continue
+    expected = _derived(config, *by_name[name])
+    for key in ("num_train_steps", "config"):
+      if record.get(key) != expected[key]:
+        raise ConfigError(
+            f"config.records_from = {folder!r}: {name} was trained with {key} ="
+            f" {record.get(key)!r}, this study's point has {expected[key]!r}; give the records"
+            " of a run of the same study config, or leave config.records_from empty")
+    out[name] = record
   return out
 
 
