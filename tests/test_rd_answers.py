@@ -116,6 +116,32 @@ def test_priors_go_to_the_base_seed_points_of_the_chosen_rungs_with_one_latent_g
     priors.prior_bits(config)
 
 
+def _fake_training(monkeypatch) -> tuple[list[str], list[str]]:
+  """Fakes the training of points and priors: each writes the eval.json that marks it finished,
+  with numbers of its own (its count so far), and is listed, points first, then priors."""
+  from dvq_jax.prior import train as prior_train  # pylint: disable=import-outside-toplevel
+  from dvq_jax.vqvae import train  # pylint: disable=import-outside-toplevel
+  trained, trained_priors = [], []
+
+  def fake_point(cfg, workdir):
+    trained.append(pathlib.Path(workdir).name)
+    result = {"step": cfg.num_train_steps,
+              **{key: float(len(trained)) for key in rate_distortion.records.METRIC_KEYS}}
+    _write(pathlib.Path(workdir), "eval.json", result)
+    return result
+
+  def fake_prior(cfg, workdir):
+    trained_priors.append(pathlib.Path(workdir).name)
+    result = {"step": cfg.num_train_steps, "rate_prior_bits_per_dim": len(trained_priors) / 10,
+              "elbo_bits_per_dim": 2.0}
+    _write(pathlib.Path(workdir), "eval.json", result)
+    return result
+
+  monkeypatch.setattr(train, "train_and_evaluate", fake_point)
+  monkeypatch.setattr(prior_train, "train_and_evaluate", fake_prior)
+  return trained, trained_priors
+
+
 def test_sharded_priors_train_each_chosen_prior_once_and_only_the_last_run_writes_the_table(
     tmp_path, monkeypatch):
   # The full grid in two shards, training faked (each run writes the eval.json that marks it
@@ -124,23 +150,7 @@ def test_sharded_priors_train_each_chosen_prior_once_and_only_the_last_run_write
   from dvq_jax.prior import train as prior_train
   from dvq_jax.vqvae import train
 
-  def fake_point(cfg, workdir):
-    result = {"step": cfg.num_train_steps,
-              **{key: 1.0 for key in rate_distortion.records.METRIC_KEYS}}
-    _write(pathlib.Path(workdir), "eval.json", result)
-    return result
-
-  trained = []
-
-  def fake_prior(cfg, workdir):
-    trained.append(pathlib.Path(workdir).name)
-    result = {"step": cfg.num_train_steps, "rate_prior_bits_per_dim": 0.5,
-              "elbo_bits_per_dim": 1.5}
-    _write(pathlib.Path(workdir), "eval.json", result)
-    return result
-
-  monkeypatch.setattr(train, "train_and_evaluate", fake_point)
-  monkeypatch.setattr(prior_train, "train_and_evaluate", fake_prior)
+  _, trained = _fake_training(monkeypatch)
   config = config_files.load("configs/rate_distortion.py:full")
   config.prior_bits = (16, 72)
   grid = rate_distortion.points(config)
@@ -177,27 +187,9 @@ def test_a_run_takes_the_points_and_priors_an_earlier_runs_tables_hold_and_train
   # Training faked, each run with its own numbers: a first run writes its tables; a second, in
   # an empty workdir with records_from = those tables less one point and one prior, trains just
   # that point, the point of the missing prior (the prior reads its checkpoint) and the prior.
-  from dvq_jax.prior import train as prior_train
   from dvq_jax.vqvae import train
 
-  trained, trained_priors = [], []
-
-  def fake_point(cfg, workdir):
-    trained.append(pathlib.Path(workdir).name)
-    result = {"step": cfg.num_train_steps,
-              **{key: float(len(trained)) for key in rate_distortion.records.METRIC_KEYS}}
-    _write(pathlib.Path(workdir), "eval.json", result)
-    return result
-
-  def fake_prior(cfg, workdir):
-    trained_priors.append(pathlib.Path(workdir).name)
-    result = {"step": cfg.num_train_steps, "rate_prior_bits_per_dim": len(trained_priors) / 10,
-              "elbo_bits_per_dim": 2.0}
-    _write(pathlib.Path(workdir), "eval.json", result)
-    return result
-
-  monkeypatch.setattr(train, "train_and_evaluate", fake_point)
-  monkeypatch.setattr(prior_train, "train_and_evaluate", fake_prior)
+  trained, trained_priors = _fake_training(monkeypatch)
   config = config_files.load("configs/rate_distortion.py:full")
   config.rungs, config.seeds, config.prior_bits = (16, 72), 1, (16, 72)
   first = rate_distortion.run(config, str(tmp_path / "first"))
